@@ -1,0 +1,73 @@
+"""Small helpers shared by the attention modules: argument checks, shape checks, rounding."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
+    """Rounds ``value`` to a multiple of ``divisor`` (the MobileNet/EfficientNet convention).
+
+    Args:
+        value: The width to round.
+        divisor: The multiple to round to; 1 leaves ``int(value)`` unchanged.
+        min_value: The smallest result allowed (defaults to ``divisor``).
+        round_limit: Rounding down may not lose more than ``1 - round_limit`` of ``value``.
+
+    Returns:
+        The rounded width.
+    """
+    if divisor == 1:
+        return max(int(value), min_value or 1)
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < round_limit * value:
+        new_value += divisor
+    return new_value
+
+
+def check_channels(channels: int) -> int:
+    """Validates a channel count at construction; returns it as an ``int``."""
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
+        raise ValueError(f"channels must be a positive integer, got {channels!r}")
+    return channels
+
+
+def check_dims(dims: int, supported: tuple[int, ...] = (1, 2, 3), method: str = "this module") -> int:
+    """Validates the number of spatial dimensions at construction."""
+    if dims not in supported:
+        raise ValueError(
+            f"dims={dims!r} is not supported by {method}; supported: {', '.join(map(str, supported))} "
+            "(1: (N, C, L), 2: (N, C, H, W), 3: (N, C, D, H, W))"
+        )
+    return dims
+
+
+def conv_nd(dims: int) -> type[nn.Module]:
+    """Returns ``nn.Conv1d``, ``nn.Conv2d`` or ``nn.Conv3d`` for ``dims`` 1, 2 or 3."""
+    return _CONV[dims]
+
+
+def batch_norm_nd(dims: int) -> type[nn.Module]:
+    """Returns the batch norm class for ``dims`` 1, 2 or 3."""
+    return _BN[dims]
+
+
+def check_input(x: Tensor, channels: int, dims: int, module: str) -> None:
+    """Raises a ``ValueError`` naming what was expected when ``x`` does not fit the module.
+
+    Scriptable, and free under ``torch.compile`` (shape checks become guards).
+    """
+    if x.dim() != dims + 2:
+        raise ValueError(
+            f"{module} expects a {dims + 2}-D input (N, C, *spatial) with {channels} channels "
+            f"(dims={dims}), got a {x.dim()}-D tensor of shape {list(x.shape)}"
+        )
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"{module} was built for {channels} channels, got an input with {x.shape[1]} channels "
+            f"(shape {list(x.shape)})"
+        )

@@ -1,0 +1,158 @@
+"""The Squeeze-and-Excitation block.
+
+Hu, Shen, Albanie, Sun, Wu, "Squeeze-and-Excitation Networks", CVPR 2018 (arXiv:1709.01507):
+
+    z_c = 1/(H*W) * sum_ij u_c(i, j)                  squeeze (Eq. 2)
+    s   = sigma(W2 * delta(W1 * z + b1) + b2)          excitation (Eq. 3), W1: (C/r x C), W2: (C x C/r)
+    y_c = s_c * u_c                                    scale (Eq. 4)
+
+Arguments map to the paper's symbols: ``channels`` is C, ``reduction`` is r, ``fc1`` holds W1 and b1,
+``fc2`` holds W2 and b2, ``activation`` is delta (ReLU) and ``gate`` is sigma (sigmoid).
+
+``fc1`` and ``fc2`` are stored as 1x1 convolutions, the layout of the authors' released models and of
+the public checkpoints, so those load as they are. The default forward path treats them as one matrix
+product each on the pooled (N, C) matrix, which is the same math at a fraction of the overhead of
+convolutions on (N, C, 1, 1) tensors; ``fast=False`` runs the textbook module (adaptive pooling, 1x1
+convolutions, multiply) instead, kept as the reference.
+"""
+
+
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .common import check_channels, check_dims, check_input, conv_nd, make_divisible
+from .create_act import ActLike, create_act, create_gate
+from .registry import register_attention
+
+_SQUEEZES = ("avg", "max", "avgmax")
+
+
+def squeeze(x: Tensor, mode: str, spatial: list[int]) -> Tensor:
+    """Pools every channel of ``x`` over its spatial dimensions: (N, C, *spatial) -> (N, C).
+
+    Args:
+        x: The input, with channels on dimension 1.
+        mode: 'avg' (the paper), 'max', or 'avgmax' (the sum of both).
+        spatial: The spatial dimensions to reduce, e.g. ``[2, 3]`` for images.
+
+    Returns:
+        The per-channel descriptor z, shape (N, C).
+    """
+    if mode == "avg":
+        return x.mean(spatial)
+    if mode == "max":
+        return x.amax(spatial)
+    return x.mean(spatial) + x.amax(spatial)
+
+
+@register_attention("se")
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-Excitation block (Hu et al. 2018, arXiv:1709.01507).
+
+    Input and output have the same shape (N, C, *spatial); the output is the input scaled channel by
+    channel by the gate s = sigma(W2 delta(W1 z + b1) + b2).
+
+    Args:
+        channels: C, the number of input channels.
+        reduction: r; the hidden width is C // r (never below 1). The paper uses 16.
+        hidden: Sets the hidden width directly (overrides ``reduction``).
+        divisor: Rounds the hidden width to a multiple of ``divisor`` (8 is the later library
+            convention); 1, the default, keeps the paper's C // r.
+        squeeze: 'avg' (the paper), 'max' or 'avgmax'.
+        gate: sigma: 'sigmoid' (the paper), 'hard_sigmoid', 'tanh', 'relu', or a module/callable.
+        activation: delta: 'relu' (the paper), 'silu', ... or a module/callable.
+        bias: Whether ``fc1`` and ``fc2`` have biases (the released models have them).
+        dims: Spatial dimensions: 1 for (N, C, L), 2 for (N, C, H, W), 3 for (N, C, D, H, W).
+        fast: Use the matrix-product path (default) instead of the textbook module; both compute the
+            same function.
+        record_gate: Keep the gate of the last forward pass in ``last_gate`` (shape (N, C), detached)
+            for analysis. Off by default; when off nothing is stored.
+
+    Raises:
+        ValueError: On an invalid argument, and in ``forward`` on an input whose number of channels or
+            dimensions does not match.
+    """
+
+    last_gate: Tensor | None
+    spatial: list[int]
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: float = 16,
+        *,
+        hidden: int | None = None,
+        divisor: int = 1,
+        squeeze: str = "avg",
+        gate: ActLike = "sigmoid",
+        activation: ActLike = "relu",
+        bias: bool = True,
+        dims: int = 2,
+        fast: bool = True,
+        record_gate: bool = False,
+    ) -> None:
+        super().__init__()
+        self.channels = check_channels(channels)
+        self.dims = check_dims(dims, method="SqueezeExcite")
+        if hidden is None:
+            if not isinstance(reduction, (int, float)) or isinstance(reduction, bool) or reduction <= 0:
+                raise ValueError(f"reduction must be a positive number, got {reduction!r}")
+            hidden = max(1, int(channels // reduction))
+        elif isinstance(hidden, bool) or not isinstance(hidden, int) or hidden <= 0:
+            raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
+        if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor <= 0:
+            raise ValueError(f"divisor must be a positive integer, got {divisor!r}")
+        if divisor > 1:
+            hidden = make_divisible(hidden, divisor)
+        if squeeze not in _SQUEEZES:
+            raise ValueError(f"unknown squeeze {squeeze!r}; valid: {', '.join(_SQUEEZES)}")
+        self.hidden = hidden
+        self.reduction = reduction
+        self.squeeze_mode = squeeze
+        self.spatial = list(range(2, dims + 2))
+        conv = conv_nd(dims)
+        self.fc1 = conv(channels, hidden, 1, bias=bias)  # W1, b1
+        self.act = create_act(activation)
+        self.fc2 = conv(hidden, channels, 1, bias=bias)  # W2, b2
+        self.gate = create_gate(gate)
+        self.fast = fast
+        self.record_gate = record_gate
+        self.last_gate = None
+
+    def excite(self, x: Tensor) -> Tensor:
+        """Computes the gate s for ``x``: (N, C, *spatial) -> (N, C).
+
+        Blocks that fuse the scale into another operation (e.g. ``torch.addcmul`` with the residual)
+        call this and apply s themselves.
+        """
+        check_input(x, self.channels, self.dims, "SqueezeExcite")
+        z = squeeze(x, self.squeeze_mode, self.spatial)  # (N, C)
+        # 1x1-conv weights (out, in, 1, ...) viewed as matrices: a free view, one GEMM each.
+        h = self.act(F.linear(z, self.fc1.weight.flatten(1), self.fc1.bias))  # (N, C/r)
+        s = self.gate(F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias))  # (N, C)
+        if self.record_gate:
+            self.last_gate = s.detach()
+        return s
+
+    def _forward_reference(self, x: Tensor) -> Tensor:
+        # The textbook module: pooling to (N, C, 1, ...), 1x1 convolutions, broadcast multiply.
+        check_input(x, self.channels, self.dims, "SqueezeExcite")
+        z = squeeze(x, self.squeeze_mode, self.spatial)
+        z = z.view([z.shape[0], z.shape[1]] + [1] * self.dims)  # (N, C, 1, ...)
+        s = self.gate(self.fc2(self.act(self.fc1(z))))
+        if self.record_gate:
+            self.last_gate = s.flatten(1).detach()
+        return x * s
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.fast:
+            return self._forward_reference(x)
+        s = self.excite(x)
+        return x * s.view([s.shape[0], s.shape[1]] + [1] * self.dims)  # (N, C, 1, ...)
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, hidden={self.hidden}, squeeze={self.squeeze_mode!r}, "
+            f"dims={self.dims}, fast={self.fast}"
+        )

@@ -1,0 +1,211 @@
+"""The model registry: every network is a named, frozen config plus the one builder of its family.
+
+``create_model('se_resnet50')`` is ResNet-50 with SE; ``create_model('resnet50', attention='eca')``
+the same network with any registered attention; ``create_model('se_resnet50', attention=None)`` the
+plain network, exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from ..layers.registry import AttentionSpec, get_attention
+
+PLACEMENTS = ("standard", "pre", "post", "identity", "after_3x3")
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "<model default>"
+
+
+DEFAULT = _Default()
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """How a model places attention: what, where, with which arguments.
+
+    Attributes:
+        attention: The attention spec (registered name, class, partial) or ``None``.
+        kwargs: Keyword arguments for the attention module (``reduction`` among them).
+        stages: The paper's stage numbers that carry attention (the stem is stage 1); ``None``: all.
+        placement: Where in a residual block: 'standard', 'pre', 'post', 'identity' or 'after_3x3'.
+    """
+
+    attention: AttentionSpec = None
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    stages: tuple[int, ...] | None = None
+    placement: str = "standard"
+
+    def enabled(self, stage: int) -> bool:
+        """Whether stage ``stage`` (paper numbering) carries attention."""
+        return self.attention is not None and (self.stages is None or stage in self.stages)
+
+    def create(self, channels: int, stage: int, block: int, **overrides: Any) -> nn.Module | None:
+        """Builds the attention module of block ``block`` of stage ``stage``, labelled, or ``None``."""
+        from .base import label_attention
+
+        if not self.enabled(stage):
+            return None
+        factory = get_attention(self.attention)
+        if factory is None:
+            return None
+        return label_attention(factory(channels, **{**dict(self.kwargs), **overrides}), stage, block)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    config: Any
+    attention: AttentionSpec
+    attention_kwargs: tuple[tuple[str, Any], ...]
+    placements: tuple[str, ...]
+    description: str
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    builder: Callable[..., nn.Module],
+    config: Any,
+    *,
+    attention: AttentionSpec = None,
+    attention_kwargs: dict[str, Any] | None = None,
+    placements: tuple[str, ...] = ("standard",),
+    description: str = "",
+) -> None:
+    """Registers a network under ``name``.
+
+    Args:
+        name: The registry name (``'resnet50'``, ``'se_resnet50'``, ...).
+        builder: ``builder(config, *, num_classes, in_chans, attn: AttentionConfig) -> nn.Module``.
+        config: The family's frozen dataclass describing this network.
+        attention: The network's default attention (``'se'`` for SE networks, ``None`` for plain ones).
+        attention_kwargs: The network's default attention arguments (e.g. its own reduction rule).
+        placements: The ``se_placement`` values the family supports.
+        description: One line for ``senet list``.
+
+    Raises:
+        ValueError: If the name is taken.
+    """
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = ModelEntry(
+        name, builder, config, attention, tuple(sorted((attention_kwargs or {}).items())), placements, description
+    )
+
+
+def _ensure_loaded() -> None:
+    from . import zoo  # noqa: F401  (importing the families registers them)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Returns the registered model names, sorted, optionally filtered by a glob ``pattern``.
+
+    Args:
+        pattern: e.g. ``'se_resnet*'``; ``None`` lists all.
+    """
+    _ensure_loaded()
+    names = sorted(_MODELS)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """Returns the registry entry of ``name``.
+
+    Raises:
+        ValueError: On an unknown name, listing the close matches.
+    """
+    _ensure_loaded()
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `senet list` or senet.list_models()"
+        raise ValueError(f"unknown model {name!r}{hint}")
+    return _MODELS[name]
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    attention: AttentionSpec | _Default = DEFAULT,
+    reduction: float | _Default = DEFAULT,
+    se_stages: tuple[int, ...] | list[int] | None = None,
+    se_placement: str = "standard",
+    attention_kwargs: dict[str, Any] | None = None,
+    **model_options: Any,
+) -> nn.Module:
+    """Builds a registered network.
+
+    Args:
+        name: A name from ``list_models()``.
+        num_classes: Size of the classifier (0: no classifier, ``forward`` returns pooled features).
+        in_chans: Input channels.
+        attention: Overrides the network's attention: a registered name, class, partial, or ``None``
+            for the plain network.
+        reduction: The SE reduction ratio r (default: the network's own, 16 for the paper's networks).
+        se_stages: The paper's stage numbers carrying attention (stem = 1); default all.
+        se_placement: 'standard' (x + SE(F(x))), 'pre' (x + F(SE(x))), 'post' (SE(x + F(x))),
+            'identity' (SE(x) + F(x)) or 'after_3x3' (SE on the 3x3 convolution's output).
+        attention_kwargs: Further arguments for the attention module (e.g. ``{'gate': 'tanh'}``).
+        **model_options: Fields of the network's config to override (e.g. ``stride_in_1x1=False``,
+            ``drop_rate=0.2``).
+
+    Returns:
+        The model (an ``SENetModel``).
+
+    Raises:
+        ValueError: On an unknown model, attention, placement or option (listing close matches).
+    """
+    entry = get_model_entry(name)
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+    if not isinstance(in_chans, int) or in_chans <= 0:
+        raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+    if se_placement not in PLACEMENTS:
+        raise ValueError(f"unknown se_placement {se_placement!r}; valid: {', '.join(PLACEMENTS)}")
+    if se_placement not in entry.placements:
+        raise ValueError(
+            f"model {name!r} supports se_placement {', '.join(entry.placements)}; got {se_placement!r}"
+        )
+    spec = entry.attention if attention is DEFAULT else attention
+    get_attention(spec)  # fail early on an unknown name
+    kwargs = dict(entry.attention_kwargs)
+    if reduction is not DEFAULT:
+        if not isinstance(reduction, (int, float)) or reduction <= 0:
+            raise ValueError(f"reduction must be a positive number, got {reduction!r}")
+        kwargs["reduction"] = reduction
+    # A network's own SE settings (e.g. MobileNetV3's hard-sigmoid) only apply to its own attention.
+    if attention is not DEFAULT and spec != entry.attention:
+        kwargs = {k: v for k, v in kwargs.items() if k == "reduction" and reduction is not DEFAULT}
+    kwargs.update(attention_kwargs or {})
+    stages = None if se_stages is None else tuple(int(s) for s in se_stages)
+    attn = AttentionConfig(spec, tuple(sorted(kwargs.items())), stages, se_placement)
+    config = _apply_options(entry, model_options)
+    return entry.builder(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
+
+
+def _apply_options(entry: ModelEntry, options: dict[str, Any]) -> Any:
+    if not options:
+        return entry.config
+    fields = [f.name for f in dataclasses.fields(entry.config)]
+    for key in options:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"model {entry.name!r} has no option {key!r}{hint} (options: {', '.join(sorted(fields))})"
+            )
+    return dataclasses.replace(entry.config, **options)
