@@ -49,10 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # e.g. `senet profile --paper | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("senet: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as e:
+    except (UserError, ValueError, OSError) as e:  # includes missing files, refused overwrites, full disks
         if os.environ.get("SENET_DEBUG"):
             raise
         print(f"senet {args.command}: error: {e}", file=sys.stderr)

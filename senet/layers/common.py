@@ -38,7 +38,8 @@ def check_channels(channels: int) -> int:
 
 def check_dims(dims: int, supported: tuple[int, ...] = (1, 2, 3), method: str = "this module") -> int:
     """Validates the number of spatial dimensions at construction."""
-    if dims not in supported:
+    # ``True == 1`` and ``2.0 == 2``: without the type check those would pass and fail later.
+    if isinstance(dims, bool) or not isinstance(dims, int) or dims not in supported:
         raise ValueError(
             f"dims={dims!r} is not supported by {method}; supported: {', '.join(map(str, supported))} "
             "(1: (N, C, L), 2: (N, C, H, W), 3: (N, C, D, H, W))"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,7 @@ class ModelEntry:
     attention_kwargs: tuple[tuple[str, Any], ...]
     placements: tuple[str, ...]
     description: str
+    num_classes: int = 1000
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -84,6 +86,7 @@ def register_model(
     attention_kwargs: dict[str, Any] | None = None,
     placements: tuple[str, ...] = ("standard",),
     description: str = "",
+    num_classes: int = 1000,
 ) -> None:
     """Registers a network under ``name``.
 
@@ -95,6 +98,7 @@ def register_model(
         attention_kwargs: The network's default attention arguments (e.g. its own reduction rule).
         placements: The ``se_placement`` values the family supports.
         description: One line for ``senet list``.
+        num_classes: The network's default classifier size (10 for the CIFAR networks).
 
     Raises:
         ValueError: If the name is taken.
@@ -102,7 +106,14 @@ def register_model(
     if name in _MODELS:
         raise ValueError(f"model {name!r} is already registered")
     _MODELS[name] = ModelEntry(
-        name, builder, config, attention, tuple(sorted((attention_kwargs or {}).items())), placements, description
+        name,
+        builder,
+        config,
+        attention,
+        tuple(sorted((attention_kwargs or {}).items())),
+        placements,
+        description,
+        num_classes,
     )
 
 
@@ -138,7 +149,7 @@ def get_model_entry(name: str) -> ModelEntry:
 def create_model(
     name: str,
     *,
-    num_classes: int = 1000,
+    num_classes: int | _Default = DEFAULT,
     in_chans: int = 3,
     attention: AttentionSpec | _Default = DEFAULT,
     reduction: float | _Default = DEFAULT,
@@ -151,7 +162,8 @@ def create_model(
 
     Args:
         name: A name from ``list_models()``.
-        num_classes: Size of the classifier (0: no classifier, ``forward`` returns pooled features).
+        num_classes: Size of the classifier (0: no classifier, ``forward`` returns pooled features);
+            default: the network's own (1000 for ImageNet networks, 10 for the CIFAR ones).
         in_chans: Input channels.
         attention: Overrides the network's attention: a registered name, class, partial, or ``None``
             for the plain network.
@@ -170,6 +182,8 @@ def create_model(
         ValueError: On an unknown model, attention, placement or option (listing close matches).
     """
     entry = get_model_entry(name)
+    if num_classes is DEFAULT:
+        num_classes = entry.num_classes
     if not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
     if not isinstance(in_chans, int) or in_chans <= 0:
@@ -191,10 +205,31 @@ def create_model(
     if attention is not DEFAULT and spec != entry.attention:
         kwargs = {k: v for k, v in kwargs.items() if k == "reduction" and reduction is not DEFAULT}
     kwargs.update(attention_kwargs or {})
+    _check_attention_kwargs(spec, kwargs)
     stages = None if se_stages is None else tuple(int(s) for s in se_stages)
     attn = AttentionConfig(spec, tuple(sorted(kwargs.items())), stages, se_placement)
     config = _apply_options(entry, model_options)
     return entry.builder(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
+
+
+def _check_attention_kwargs(spec: AttentionSpec, kwargs: dict[str, Any]) -> None:
+    """Fails at the first door when the attention module does not take one of ``kwargs``."""
+    factory = get_attention(spec)
+    if factory is None or not kwargs:
+        return
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a callable without a signature: let it decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for key in kwargs:
+        if key not in accepted:
+            name = spec if isinstance(spec, str) else getattr(factory, "__name__", repr(factory))
+            raise ValueError(
+                f"attention {name!r} takes no argument {key!r} (its arguments: {', '.join(accepted[1:])})"
+            )
 
 
 def _apply_options(entry: ModelEntry, options: dict[str, Any]) -> Any:

@@ -1,0 +1,34 @@
+"""``senet compare``: train a network with and without SE (or another attention), side by side."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._train_args import add_train_arguments, config_from_args
+
+ORDER = 25
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="train the plain network and its SE twin with one recipe and compare them",
+        description="Trains --model without attention and with --attention, same recipe, data order "
+        "and seeds; writes compare.json, compare.md and curves.png into --out.",
+    )
+    p.add_argument("--model", default="cifar_resnet20", help="the network (its attention is switched)")
+    p.add_argument("--attention", default="se", help="the attention of the second twin (default se)")
+    p.add_argument("--seeds", type=int, default=1, help="train each twin with this many seeds")
+    add_train_arguments(p, default_out="runs/compare")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.compare import compare
+
+    report = compare(config_from_args(args, attention=None), attention=args.attention, seeds=args.seeds)
+    from ..train.compare import render_markdown
+
+    print(render_markdown(report))
+    print(f"written: {args.out}/compare.json, compare.md, curves.png")
+    return 0

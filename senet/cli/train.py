@@ -1,0 +1,37 @@
+"""``senet train``: train one network (see ``senet.train.fit``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._train_args import add_train_arguments, config_from_args
+
+ORDER = 20
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a network on CIFAR-10/100 or an image folder",
+        description="Train a network. Multi-process: torchrun --nproc_per_node=K -m senet train ... "
+        "(global batch = K x --batch-size; scale --lr by K).",
+    )
+    p.add_argument("--model", required=True, help="a registered model (senet list)")
+    p.add_argument("--attention", default=None, help="override the model's attention: se, eca, ..., or none")
+    add_train_arguments(p, default_out="runs/train")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.run import fit
+
+    result = fit(config_from_args(args))
+    s = result.summary
+    if s is not None:
+        macs = f"{s['macs'] / 1e6:,.1f} M" if s["macs"] else "n/a"
+        print(
+            f"{s['model']}: test accuracy {100 * s['test_accuracy']:.2f}% after {s['epochs']} epochs "
+            f"({s['train_seconds']:.0f} s, {s['images_per_second']:,.0f} img/s); "
+            f"{s['params']:,} params, {macs} multiply-adds; run in {args.out}"
+        )
+    return 0

@@ -1,0 +1,74 @@
+"""Downloading a file safely: streamed to a temporary file, checksummed, then renamed into place.
+
+A file at its final name has therefore always passed its checksum (or was put there by the user), so
+later runs trust it without hashing it again. A wrong checksum is refused and the bad file removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+class ChecksumError(ValueError):
+    """A downloaded file does not have its published checksum (the file has been removed)."""
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    md5: str | None,
+    progress: bool = True,
+    timeout: float = 60.0,
+    chunk_size: int = 1 << 20,
+) -> Path:
+    """Downloads ``url`` to ``dest``, verifying its MD5 before the file takes its final name.
+
+    Args:
+        url: Any URL ``urllib`` opens (``https://``, ``http://``, ``file://``).
+        dest: The final path; its directory is created if needed.
+        md5: The expected hex MD5, or ``None`` to accept any content.
+        progress: Whether to show a progress bar.
+        timeout: Seconds to wait for the server before giving up.
+        chunk_size: Bytes read at a time.
+
+    Returns:
+        ``dest`` as a ``Path``.
+
+    Raises:
+        ChecksumError: If the content's MD5 differs from ``md5``; nothing is left on disk.
+        FileNotFoundError: If the server cannot be reached or answers with an error.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
+                size = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(
+                    total=size, desc=f"downloading {dest.name}", unit="B", unit_scale=True, disable=not progress
+                ) as bar:
+                    for chunk in iter(lambda: response.read(chunk_size), b""):
+                        f.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+        except OSError as e:  # URLError, HTTPError, timeouts and resets are all OSErrors
+            raise FileNotFoundError(f"could not download {url} ({getattr(e, 'reason', e)})") from e
+        if md5 is not None and digest.hexdigest() != md5.lower():
+            raise ChecksumError(
+                f"{url} has MD5 {digest.hexdigest()}, expected {md5}: the download is corrupt or not the "
+                "published file, and was deleted; try again or use another mirror"
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest

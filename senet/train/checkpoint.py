@@ -1,0 +1,203 @@
+"""Checkpoints: weights as safetensors, the rest (optimiser, scheduler, RNG, epoch) beside them.
+
+Layout of a run directory::
+
+    run/
+      config.json                 the full run configuration
+      checkpoints/epoch_0003/     one complete checkpoint: model.safetensors, state.pt, meta.json
+      checkpoints/LATEST          the name of the newest complete checkpoint
+      model.safetensors           the final weights
+
+A checkpoint is written into a temporary directory and renamed into place, and only then is LATEST
+replaced (write-then-``os.replace``), so a crash at any moment leaves the previous checkpoint intact
+and LATEST pointing at a complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+LATEST = "LATEST"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file and ``os.replace`` (atomic on POSIX)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """Returns the plain model inside DDP and ``torch.compile`` wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's ``state_dict`` as contiguous CPU tensors (safetensors needs unshared storage)."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in unwrap(model).state_dict().items()}
+
+
+def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Saves the model's weights as safetensors, atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        save_file(model_state(model), tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Loads safetensors weights into ``model``.
+
+    Raises:
+        ValueError: If the file's tensors do not fit the model (another architecture), naming the
+            first mismatches.
+    """
+    state = load_file(str(path))
+    target = unwrap(model)
+    own = target.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if shapes:
+            k = shapes[0]
+            parts.append(f"{len(shapes)} of another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise ValueError(f"the weights in {path} do not fit this model: {'; '.join(parts)}")
+    target.load_state_dict(state)
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every random generator a run uses."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restores what ``rng_state`` returned."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    epoch: int,
+    extra: dict[str, Any] | None = None,
+    keep: int = 2,
+) -> Path:
+    """Writes the checkpoint of the end of ``epoch`` (1-based) and points LATEST at it.
+
+    Args:
+        run_dir: The run directory.
+        model: The model (wrappers are removed).
+        optimizer: Its optimiser.
+        scheduler: Its learning-rate scheduler (anything with ``state_dict``), or ``None``.
+        epoch: The number of completed epochs.
+        extra: JSON-serialisable metadata (e.g. the model name and the history of metrics).
+        keep: How many checkpoints to keep (older ones are deleted after LATEST moved on).
+
+    Returns:
+        The checkpoint's directory.
+    """
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"epoch_{epoch:04d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    try:
+        save_file(model_state(model), str(tmp / "model.safetensors"))
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": rng_state(),
+                "epoch": epoch,
+            },
+            tmp / "state.pt",
+        )
+        (tmp / "meta.json").write_text(json.dumps({"epoch": epoch, **(extra or {})}, indent=1))
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(root / LATEST, name)
+    for old in sorted(p for p in root.glob("epoch_*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of ``run_dir``, or ``None`` when there is none."""
+    root = Path(run_dir) / "checkpoints"
+    pointer = root / LATEST
+    if not pointer.is_file():
+        return None
+    path = root / pointer.read_text().strip()
+    return path if (path / "state.pt").is_file() and (path / "model.safetensors").is_file() else None
+
+
+def load_checkpoint(
+    path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None
+) -> dict[str, Any]:
+    """Restores a checkpoint written by ``save_checkpoint`` (weights, optimiser, scheduler, RNG).
+
+    Returns:
+        Its metadata (``meta.json``), with 'epoch'.
+
+    Raises:
+        ValueError: If the weights belong to another model.
+    """
+    path = Path(path)
+    load_weights(model, path / "model.safetensors")
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    return json.loads((path / "meta.json").read_text())

@@ -1,0 +1,101 @@
+"""Multi-process training through ``torchrun`` (PyTorch DDP): gloo on the CPU, NCCL on CUDA.
+
+``torchrun --nproc_per_node=K -m senet train ...`` starts K processes; each reads RANK, WORLD_SIZE and
+LOCAL_RANK from the environment. Every rank sees a disjoint 1/K of each epoch's permutation with the
+per-process batch size, so the global batch is K x --batch-size; scale --lr linearly with K to keep
+the per-image step size of the single-process recipe (the linear scaling rule, Goyal et al. 2017).
+Only rank 0 writes files. DDP averages gradients and broadcasts BatchNorm buffers from rank 0 at each
+forward, so all ranks hold identical weights.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    """Whether a process group is initialised with more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 when not distributed)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    """The number of processes (1 when not distributed)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """Whether this process writes files and prints progress."""
+    return rank() == 0
+
+
+def init_from_env(device: torch.device) -> bool:
+    """Initialises the process group when launched by ``torchrun`` (WORLD_SIZE > 1 in the environment).
+
+    Args:
+        device: The training device; selects NCCL for CUDA, gloo otherwise.
+
+    Returns:
+        Whether the run is distributed.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return is_distributed()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    return True
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sums ``t`` over all processes (returns it unchanged when not distributed)."""
+    if is_distributed():
+        t = t.clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def barrier() -> None:
+    """Waits for every process (no-op when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def cleanup() -> None:
+    """Destroys the process group if one was initialised."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def ranks_identical(module: torch.nn.Module) -> bool:
+    """Whether every process holds bit-identical parameters and buffers (True when not distributed).
+
+    Compares the element-wise minimum and maximum over ranks of all floating-point state.
+    """
+    if not is_distributed():
+        return True
+    flat = torch.cat([t.detach().double().flatten() for t in module.state_dict().values() if t.is_floating_point()])
+    low, high = flat.clone(), flat.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return bool(torch.equal(low, high))
+
+
+def sync_buffers(module: torch.nn.Module) -> None:
+    """Copies rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts buffers at the start of each forward, so after the last training step each rank
+    holds running statistics updated with its own batch; this makes them identical before evaluation
+    and checkpointing.
+    """
+    if is_distributed():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)

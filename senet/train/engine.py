@@ -1,0 +1,194 @@
+"""One epoch of training and one pass of evaluation, as library functions.
+
+Both take any iterable of ``(images, labels)`` batches. Running sums stay on the device and are read
+once per ``log_every`` steps, so the loop adds no synchronisation to the training step itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .distributed import all_reduce_sum
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class StepOptions:
+    """How a training step runs.
+
+    Attributes:
+        amp: 'none', 'bf16' (CUDA or CPU) or 'fp16' (CUDA, with loss scaling).
+        grad_clip: Clip the global gradient norm to this value (``None``: no clipping).
+        channels_last: Convert inputs to channels_last (the model should be converted too).
+        log_every: Refresh the progress bar every this many steps.
+    """
+
+    amp: str = "none"
+    grad_clip: float | None = None
+    channels_last: bool = False
+    log_every: int = 20
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """The autocast context for ``amp`` on ``device`` (a no-op for 'none').
+
+    Raises:
+        ValueError: On an unknown mode, or fp16 on the CPU.
+    """
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"unknown amp mode {amp!r}; valid: {', '.join(AMP_DTYPES)}")
+    if amp == "none":
+        return contextlib.nullcontext()
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 mixed precision needs CUDA; use --amp bf16 on the CPU")
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
+
+
+def _to_device(x: Tensor, y: Tensor, device: torch.device, channels_last: bool) -> tuple[Tensor, Tensor]:
+    x = x.to(device, non_blocking=True)
+    y = y.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    *,
+    device: torch.device,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    options: StepOptions | None = None,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, float]:
+    """Trains ``model`` for one pass over ``loader``.
+
+    Args:
+        model: The model (possibly wrapped in DDP or compiled), in any mode; set to train mode here.
+        loader: Batches of (images, labels).
+        optimizer: The optimiser.
+        loss_fn: ``loss_fn(logits, labels) -> scalar``.
+        device: Where the step runs.
+        scheduler: Stepped after every optimiser step (per-iteration schedules).
+        scaler: A ``GradScaler`` for fp16.
+        options: Mixed precision, clipping, memory format, logging cadence.
+        progress: Called every ``log_every`` steps with (steps done, running metrics).
+
+    Returns:
+        ``{'loss', 'accuracy', 'images', 'seconds', 'images_per_second', 'lr'}`` for the epoch
+        (summed over all processes in a distributed run).
+
+    Raises:
+        FloatingPointError: If the loss becomes NaN or infinite.
+    """
+    options = options or StepOptions()
+    model.train()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = 0
+    start = time.perf_counter()
+    lr = optimizer.param_groups[0]["lr"]
+    for step, (x, y) in enumerate(loader, 1):
+        x, y = _to_device(x, y, device, options.channels_last)
+        lr = optimizer.param_groups[0]["lr"]
+        with autocast(device, options.amp):
+            logits = model(x)
+            loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if options.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if options.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        n = y.shape[0]
+        seen += n
+        loss_sum += loss.detach().double() * n
+        correct += (logits.detach().argmax(1) == y).sum()
+        if progress is not None and step % options.log_every == 0:
+            running = loss_sum.item() / seen
+            if running != running or running in (float("inf"), float("-inf")):
+                raise FloatingPointError(f"the training loss became {running} at step {step}; lower --lr?")
+            elapsed = time.perf_counter() - start
+            progress(step, {"loss": running, "acc": correct.item() / seen, "img/s": seen / elapsed, "lr": lr})
+    seconds = time.perf_counter() - start
+    totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device)]))
+    loss_total, correct_total, images = totals.tolist()
+    if images and loss_total != loss_total:
+        raise FloatingPointError("the training loss became NaN; lower --lr?")
+    return {
+        "loss": loss_total / max(images, 1),
+        "accuracy": correct_total / max(images, 1),
+        "images": int(images),
+        "seconds": seconds,
+        "images_per_second": images / seconds if seconds > 0 else 0.0,
+        "lr": lr,
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    *,
+    num_classes: int,
+    device: torch.device,
+    amp: str = "none",
+    channels_last: bool = False,
+) -> dict[str, object]:
+    """Evaluates ``model`` on ``loader``.
+
+    Args:
+        model: The model; set to eval mode here.
+        loader: Batches of (images, labels).
+        num_classes: Number of classes (size of the confusion matrix).
+        device: Where to run.
+        amp: Mixed-precision mode, as in training.
+        channels_last: Convert inputs to channels_last.
+
+    Returns:
+        ``{'loss', 'accuracy', 'per_class_accuracy' (list), 'confusion' (list of rows: true class,
+        columns: predicted), 'images', 'seconds', 'images_per_second'}``, over all processes.
+    """
+    model.eval()
+    confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    start = time.perf_counter()
+    for x, y in loader:
+        x, y = _to_device(x, y, device, channels_last)
+        with autocast(device, amp):
+            logits = model(x)
+        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
+        confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes * num_classes)
+    seconds = time.perf_counter() - start
+    confusion = all_reduce_sum(confusion).view(num_classes, num_classes).cpu()
+    loss_total = float(all_reduce_sum(loss_sum))
+    images = int(confusion.sum())
+    per_class = (confusion.diag().double() / confusion.sum(1).clamp(min=1).double()).tolist()
+    return {
+        "loss": loss_total / max(images, 1),
+        "accuracy": float(confusion.diag().sum()) / max(images, 1),
+        "per_class_accuracy": per_class,
+        "confusion": confusion.tolist(),
+        "images": images,
+        "seconds": seconds,
+        "images_per_second": images / seconds if seconds > 0 else 0.0,
+    }

@@ -1,0 +1,78 @@
+"""The data of a run: ``senet.data`` loaders built from a ``TrainConfig``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+
+
+@dataclass
+class DataBundle:
+    """The loaders of a run and what the model needs to know about the data.
+
+    Attributes:
+        train: The training loader (``None`` when only evaluating).
+        test: The evaluation loader.
+        num_classes: Number of classes.
+        classes: Class names in label order.
+        input_size: (C, H, W) of one image.
+        description: One line for logs.
+    """
+
+    train: Any
+    test: Any
+    num_classes: int
+    classes: list[str]
+    input_size: tuple[int, int, int]
+    description: str
+
+
+def build_data(
+    cfg: TrainConfig, device: torch.device, *, rank: int = 0, world_size: int = 1, train: bool = True
+) -> DataBundle:
+    """Loads ``cfg.dataset`` and makes its loaders (sharded by ``rank`` in a distributed run).
+
+    The training order and augmentation of each epoch depend only on ``(cfg.data_order_seed, epoch)``,
+    so runs that share the seed see the same batches, and a resumed run continues the same sequence.
+
+    Raises:
+        ValueError: On an unknown data set or an impossible subset.
+        FileNotFoundError: If the data cannot be found.
+    """
+    from ..data import create_loader, load_dataset
+
+    data = load_dataset(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        subset=cfg.subset if train else None,
+        test_subset=cfg.test_subset,
+        seed=cfg.data_order_seed,
+        image_size=cfg.image_size,
+        progress=cfg.progress and rank == 0,
+    )
+    common = dict(
+        device=device, rank=rank, world_size=world_size, channels_last=cfg.channels_last, num_workers=cfg.workers
+    )
+    train_loader = None
+    if train:
+        # Dropping the last partial batch keeps BatchNorm away from tiny batches and ranks in lockstep.
+        drop_last = len(data.train) // world_size >= cfg.batch_size
+        train_loader = create_loader(
+            data, "train", batch_size=cfg.batch_size, seed=cfg.data_order_seed, drop_last=drop_last, **common
+        )
+        if len(train_loader) == 0:
+            raise ValueError(f"{cfg.dataset} gives no training batch of {cfg.batch_size}; lower --batch-size")
+    test_loader = create_loader(data, "test", batch_size=max(cfg.batch_size, 256), **common)
+    return DataBundle(
+        train=train_loader,
+        test=test_loader,
+        num_classes=data.num_classes,
+        classes=list(data.classes),
+        input_size=(3, data.image_size, data.image_size),
+        description=str(data),
+    )
+
