@@ -13,6 +13,7 @@ from torch import nn
 
 from senet.layers import SqueezeExcite, list_attention, make_divisible
 from senet.models import SENetModel, create_model
+from senet.profiler import profile
 
 # name -> (input size of the forward/backward sweep, slow)
 SWEEP = {
@@ -91,37 +92,8 @@ def _count(model: nn.Module) -> int:
 
 
 def _macs(model: nn.Module, size: int) -> int:
-    """Multiply-adds of one image: convolutions, linear layers, and SE's pooling, scaling and two FCs."""
-    total = 0
-    inside_se = {id(sub) for m in model.modules() if isinstance(m, SqueezeExcite) for sub in m.modules()}
-
-    def conv(m: nn.Conv2d, inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        total += out[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-
-    def linear(m: nn.Linear, inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        total += m.in_features * m.out_features
-
-    def se(m: SqueezeExcite, inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        total += 2 * inputs[0][0].numel() + 2 * m.channels * m.hidden  # pool + scale, W1 + W2
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, SqueezeExcite):
-            hooks.append(m.register_forward_hook(se))
-        elif id(m) in inside_se:
-            continue
-        elif isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear))
-    with torch.device("meta"):
-        model.eval()(torch.empty(1, 3, size, size))
-    for h in hooks:
-        h.remove()
-    return total
+    """Multiply-adds of one image as the project's profiler counts them (conv, FC, SE pooling and scaling)."""
+    return profile(model, input_size=(3, size, size)).macs
 
 
 @pytest.mark.parametrize("name", list(PARAMS))

@@ -14,6 +14,7 @@ from senet.layers import SqueezeExcite
 from senet.models import create_model, get_model_entry, list_models
 from senet.models.registry import PLACEMENTS
 from senet.models.resnet import Bottleneck, ResNet, build_resnet
+from senet.profiler import profile
 
 # Key names and shapes of public checkpoints, copied from the team reference into tests/reference.
 KEYS_DIR = Path(__file__).resolve().parent / "reference" / "checkpoint-keys"
@@ -154,33 +155,8 @@ def test_shapes_match_the_released_models(name, reference, deep_stem):
 
 
 def _macs(model: nn.Module, size: int = 224) -> float:
-    """Multiply-adds of convolutions and FC layers, plus SE pooling and scaling (the paper's count)."""
-    total = 0
-
-    def conv(m: nn.Conv2d, inputs: tuple[torch.Tensor], out: torch.Tensor) -> None:
-        nonlocal total
-        total += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-
-    def linear(m: nn.Linear, inputs: tuple[torch.Tensor], out: torch.Tensor) -> None:
-        nonlocal total
-        total += out.numel() * m.in_features
-
-    def se(m: SqueezeExcite, inputs: tuple[torch.Tensor], out: torch.Tensor) -> None:
-        # fc1 and fc2 run as matrix products (their conv hooks do not fire), then pooling and scaling.
-        nonlocal total
-        x = inputs[0]
-        total += x.shape[0] * 2 * m.channels * m.hidden + 2 * x.numel()
-
-    hooks = [
-        m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear if isinstance(m, nn.Linear) else se)
-        for m in model.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear, SqueezeExcite))
-    ]
-    with torch.no_grad():
-        model(torch.empty(1, 3, size, size, device="meta"))
-    for h in hooks:
-        h.remove()
-    return total / 1e9
+    """GMACs as the project's profiler counts them: conv and FC layers plus SE pooling and scaling."""
+    return profile(model, input_size=(3, size, size)).macs / 1e9
 
 
 @functools.cache

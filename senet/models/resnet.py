@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from ..layers.fused import bn_scale_residual_relu, can_fuse, scale_residual
 from .base import SENetModel
 from .registry import PLACEMENTS, AttentionConfig, register_model
 
@@ -66,6 +67,8 @@ def check_choice(name: str, value: object, valid: tuple[str, ...]) -> None:
 def merge_residual(shortcut: Tensor, branch: Tensor, se: nn.Module | None, placement: str) -> Tensor:
     """Adds the shortcut and the residual branch, applying SE where ``placement`` puts it at the sum.
 
+    With SE's fast path the scale and the addition are one ``addcmul`` (``senet.layers.fused``).
+
     Args:
         shortcut: x', the identity or the projected input.
         branch: F(x), the residual branch's output.
@@ -78,13 +81,27 @@ def merge_residual(shortcut: Tensor, branch: Tensor, se: nn.Module | None, place
     """
     if se is None:
         return shortcut + branch
+    fast = getattr(se, "fast", False) and hasattr(se, "excite")
     if placement == "standard":
-        return shortcut + se(branch)
+        return scale_residual(branch, se.excite(branch), shortcut, relu=False) if fast else shortcut + se(branch)
     if placement == "identity":
-        return se(shortcut) + branch
+        return scale_residual(shortcut, se.excite(shortcut), branch, relu=False) if fast else se(shortcut) + branch
     if placement == "post":
         return se(shortcut + branch)
     return shortcut + branch
+
+
+def finish_block(
+    conv_out: Tensor, bn: nn.Module, shortcut: Tensor, se: nn.Module | None, placement: str, act: nn.Module
+) -> Tensor:
+    """act(merge(shortcut, bn(conv_out))): the end of a post-activation residual block.
+
+    With SE at the standard place this is ``bn_scale_residual_relu``: the BatchNorm, the scale, the
+    addition and the ReLU without the extra saved tensor of plain autograd.
+    """
+    if se is not None and placement == "standard" and can_fuse(bn, se, act):
+        return bn_scale_residual_relu(conv_out, bn, se, shortcut)
+    return act(merge_residual(shortcut, bn(conv_out), se, placement))
 
 
 def se_channels(placement: str, *, inplanes: int, mid: int, outplanes: int) -> int:
@@ -151,8 +168,7 @@ class BasicBlock(nn.Module):
         out = self.act1(self.bn1(self.conv1(out)))
         if self.se is not None and self.placement == "after_3x3":
             out = self.se(out)
-        out = self.bn2(self.conv2(out))
-        return self.act2(merge_residual(shortcut, out, self.se, self.placement))
+        return finish_block(self.conv2(out), self.bn2, shortcut, self.se, self.placement, self.act2)
 
 
 class Bottleneck(nn.Module):
@@ -218,8 +234,7 @@ class Bottleneck(nn.Module):
         out = self.act2(self.bn2(self.conv2(out)))
         if self.se is not None and self.placement == "after_3x3":
             out = self.se(out)  # (N, width, H, W)
-        out = self.bn3(self.conv3(out))
-        return self.act3(merge_residual(shortcut, out, self.se, self.placement))
+        return finish_block(self.conv3(out), self.bn3, shortcut, self.se, self.placement, self.act3)
 
 
 @dataclass(frozen=True)
