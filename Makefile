@@ -26,5 +26,9 @@ lint: setup
 test: setup lint
 	$(BIN)/python -m pytest -q
 
+# The benchmark record (docs/benchmarks.md): ~10 minutes on 2 cores; JSON + markdown in bench-results/.
+bench: setup
+	$(BIN)/senet bench --suite all --out bench-results
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -13,14 +13,6 @@ from senet.models import create_model
 from senet.models.registry import PLACEMENTS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _textbook(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose SE modules run the textbook path (which also disables the fusion)."""
     ref = copy.deepcopy(model)

@@ -13,14 +13,6 @@ FORMATS = {1: torch.contiguous_format, 2: torch.channels_last, 3: torch.channels
 quiet_jit = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _module(name, dims=2, **kw):
     torch.manual_seed(0)
     m = senet.create_attention(name, C, dims=dims, **kw)

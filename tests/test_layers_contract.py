@@ -13,14 +13,6 @@ NAMES = ["cbam", "coord", "eca", "ese", "scse", "se", "sse"]
 CASES = [(name, dims) for name in NAMES for dims in (1, 2, 3) if not (name == "coord" and dims == 1)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ----------------------------------------------------------------------------------------- registry
 def test_import_senet_registers_all_seven():
     assert senet.list_attention() == NAMES

@@ -30,15 +30,6 @@ def _module(name, dims, **extra):
     return m
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: thread hand-offs cost more than the math, badly so on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gradcheck(m, shape):
     # The input and every parameter at once, f(x, *params) through a functional call. Fast mode
     # compares u^T J v for random u, v: one probe that involves every entry of every Jacobian.

@@ -42,15 +42,6 @@ def _randomize(module, seed=1):
     return module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: thread hand-offs cost more than the math, badly so on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _build(name, dims, **kw):
     return _randomize(senet.create_attention(name, C, dims=dims, **kw).double()).eval()
 

@@ -13,7 +13,6 @@ from senet.models.cifar_resnet import (
     PadShortcut,
     PreActBasicBlock,
     PreActBottleneck,
-    build_cifar_resnet,
 )
 from senet.models.registry import PLACEMENTS
 
@@ -29,16 +28,6 @@ PLAIN = {  # 10 classes; the papers print 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 1.7M
 NAMES = sorted([*PLAIN, *(f"se_{n}" for n in PLAIN)])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Batch-2 inputs gain nothing from intra-op threads; on a shared CPU OpenMP threads spin waiting for
-    # each other. One thread here, restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -49,7 +38,7 @@ def se_params(channels: int, reduction: int = 16) -> int:
 
 
 def test_registry_holds_exactly_the_family():
-    assert sorted(n for n in list_models() if get_model_entry(n).builder is build_cifar_resnet) == NAMES
+    assert sorted(n for n in list_models() if get_model_entry(n).builder is CifarResNet) == NAMES
 
 
 @pytest.mark.parametrize("name", sorted(PLAIN))

@@ -36,16 +36,6 @@ PLAIN = [n for n in SWEEP if not n.startswith("se_") and n not in ("mobilenet_v3
 WITH_SE = [n for n in SWEEP if n.startswith("se_")] + ["mobilenet_v3_large", "efficientnet_b0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny inputs gain nothing from intra-op threads, and on a shared 2-core machine idle OpenMP
-    # threads spinning against other processes cost 10-30x the CPU time of one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _labels(stages: dict[int, int]) -> list[str]:
     return [f"SE_{s}_{b}" for s, n in stages.items() for b in range(1, n + 1)]
 

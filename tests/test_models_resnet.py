@@ -13,7 +13,7 @@ from torch import nn
 from senet.layers import SqueezeExcite
 from senet.models import create_model, get_model_entry, list_models
 from senet.models.registry import PLACEMENTS
-from senet.models.resnet import Bottleneck, ResNet, build_resnet
+from senet.models.resnet import Bottleneck, ResNet
 from senet.profiler import profile
 
 # Key names and shapes of public checkpoints, copied from the team reference into tests/reference.
@@ -41,16 +41,6 @@ LARGE = {"senet154", "resnet152", "se_resnet152", "resnet101", "se_resnet101", "
          "se_resnext101_32x4d"}  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Batch-2 inputs gain nothing from intra-op threads, and on a shared CPU OpenMP threads spin waiting
-    # for each other (the large nets ran 5x slower with two). One thread here, restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def meta_model(name: str, **kwargs: object) -> nn.Module:
     # Shapes only, no memory and no initialisation cost: counts, keys and MACs of the big nets are free.
     # Cached: the tests below only read these models (and remove any hook they add).
@@ -68,7 +58,7 @@ def count(model: nn.Module) -> int:
 
 
 def test_registry_holds_exactly_the_family():
-    mine = [n for n in list_models() if get_model_entry(n).builder is build_resnet]
+    mine = [n for n in list_models() if get_model_entry(n).builder is ResNet]
     assert sorted(mine) == NAMES
 
 

@@ -100,6 +100,10 @@ class Ratio:
     value: float
     paired: Stats
 
+    def scaled(self, factor: float) -> Ratio:
+        """The ratio multiplied by ``factor`` (> 0), e.g. to compare with 1.5 x a denominator."""
+        return Ratio(self.numerator, self.denominator, self.value * factor, self.paired.scaled(factor))
+
     def to_dict(self) -> dict[str, object]:
         return {"numerator": self.numerator, "denominator": self.denominator, "value": self.value,
                 "paired": self.paired.to_dict()}  # fmt: skip
@@ -130,7 +134,7 @@ class Comparison:
     def ratio(self, numerator: str, denominator: str) -> Ratio:
         """The time of ``numerator`` over the time of ``denominator`` (> 1: the numerator is slower)."""
         a, b = self.samples[numerator], self.samples[denominator]
-        paired = [x / y for x, y in zip(a, b) if y > 0]
+        paired = [x / y for x, y in zip(a, b, strict=True) if y > 0]
         return Ratio(numerator, denominator, self.stats(numerator).median / self.stats(denominator).median,
                      Stats.of(paired))  # fmt: skip
 

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Builds the parser with every command found in ``senet.cli``."""
     parser = argparse.ArgumentParser(
         prog="senet",
-        description="Squeeze-and-Excitation networks: build, profile, train, compare, analyse, export.",
+        description="Squeeze-and-Excitation networks: build, profile, train, compare and benchmark.",
     )
     parser.add_argument("--version", action="version", version=f"senet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

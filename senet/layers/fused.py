@@ -138,10 +138,13 @@ def bn_scale_residual_relu(c: Tensor, bn: nn.Module, se: nn.Module, shortcut: Te
     Returns:
         The block's output, identical to ``relu(shortcut + se(bn(c)))`` up to float rounding.
     """
-    if torch.jit.is_scripting() or torch.compiler.is_compiling() or not torch.is_grad_enabled():
-        # Inference, or a compiler that fuses and plans memory itself: the plain formula.
-        u = bn(c)
+    if torch.jit.is_scripting() or torch.compiler.is_compiling():
+        u = bn(c)  # a compiler fuses and plans memory itself: the plain formula
         return scale_residual(u, se.excite(u), shortcut, relu=True)
+    if not (torch.is_grad_enabled() and (c.requires_grad or shortcut.requires_grad)):
+        # Inference: BN's output is a temporary, so the scaled sum and the ReLU overwrite it in place.
+        u = bn(c)
+        return torch.addcmul(shortcut, u, _gate4d(se.excite(u), u), out=u).relu_()
     stash: dict[str, Tensor] = {}
     training, momentum = _batch_norm_args(bn)
     u = _BatchNormStash.apply(c, bn.weight, bn.bias, bn.running_mean, bn.running_var, training, momentum, bn.eps, stash)

@@ -18,6 +18,7 @@ convolutions, multiply) instead, kept as the reference.
 
 
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -127,10 +128,17 @@ class SqueezeExcite(nn.Module):
         call this and apply s themselves.
         """
         check_input(x, self.channels, self.dims, "SqueezeExcite")
-        z = squeeze(x, self.squeeze_mode, self.spatial)  # (N, C)
         # 1x1-conv weights (out, in, 1, ...) viewed as matrices: a free view, one GEMM each.
-        h = self.act(F.linear(z, self.fc1.weight.flatten(1), self.fc1.bias))  # (N, C/r)
-        s = self.gate(F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias))  # (N, C)
+        w1, b1 = self.fc1.weight.flatten(1), self.fc1.bias
+        if self.squeeze_mode == "avg" and b1 is not None:
+            # W1 z = (1/HW) W1 sum(u): the averaging folds into the GEMM's alpha (one pass fewer).
+            area = 1
+            for d in self.spatial:
+                area *= x.shape[d]
+            h = torch.addmm(b1, x.sum(self.spatial), w1.t(), alpha=1.0 / max(area, 1))  # (N, C/r)
+        else:
+            h = F.linear(squeeze(x, self.squeeze_mode, self.spatial), w1, b1)  # (N, C/r)
+        s = self.gate(F.linear(self.act(h), self.fc2.weight.flatten(1), self.fc2.bias))  # (N, C)
         if self.record_gate:
             self.last_gate = s.detach()
         return s

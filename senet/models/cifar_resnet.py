@@ -326,28 +326,11 @@ def _post_shortcut(inplanes: int, planes: int, stride: int, shortcut: str) -> nn
     return nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
 
-def build_cifar_resnet(
-    config: CifarResNetConfig, *, num_classes: int = 10, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> CifarResNet:
-    """The family's builder for the registry: ``CifarResNet(config, ...)``.
-
-    Args:
-        config: The network's ``CifarResNetConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: none).
-
-    Returns:
-        The model.
-    """
-    return CifarResNet(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 def _register_pair(name: str, config: CifarResNetConfig, description: str) -> None:
     for prefix, attention in (("", None), ("se_", "se")):
         register_model(
             prefix + name,
-            build_cifar_resnet,
+            CifarResNet,
             config,
             attention=attention,
             placements=PLACEMENTS,

@@ -196,28 +196,11 @@ class DenseNet(SENetModel):
         return self.act(self.norm(self.stages(self.stem(x))))
 
 
-def build_densenet(
-    config: DenseNetConfig, *, num_classes: int = 1000, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> DenseNet:
-    """The family's builder for the registry: ``DenseNet(config, ...)``.
-
-    Args:
-        config: The network's ``DenseNetConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: none).
-
-    Returns:
-        The model.
-    """
-    return DenseNet(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 def _register() -> None:
     config = DenseNetConfig()
-    register_model("densenet121", build_densenet, config, description="DenseNet-121, k=32 (Huang et al. 2017)")
+    register_model("densenet121", DenseNet, config, description="DenseNet-121, k=32 (Huang et al. 2017)")
     register_model(
-        "se_densenet121", build_densenet, config, attention="se", attention_kwargs={"reduction": 16},
+        "se_densenet121", DenseNet, config, attention="se", attention_kwargs={"reduction": 16},
         description="SE-DenseNet-121: SE on each dense block's output, r=16",
     )
 

@@ -202,23 +202,6 @@ class EfficientNet(SENetModel):
         return self.stages(self.stem(x))
 
 
-def build_efficientnet(
-    config: EfficientNetConfig, *, num_classes: int = 1000, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> EfficientNet:
-    """The family's builder for the registry: ``EfficientNet(config, ...)``.
-
-    Args:
-        config: The network's ``EfficientNetConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: no SE).
-
-    Returns:
-        The model.
-    """
-    return EfficientNet(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 # The network's own SE: hidden = max(1, int(C_in * 0.25)) from the block's input width, SiLU, sigmoid.
 # (The width rule is the config's ``se_ratio``.)
 EFFICIENTNET_SE = {"activation": "silu", "gate": "sigmoid"}
@@ -226,7 +209,7 @@ EFFICIENTNET_SE = {"activation": "silu", "gate": "sigmoid"}
 
 def _register() -> None:
     register_model(
-        "efficientnet_b0", build_efficientnet, EfficientNetConfig(), attention="se",
+        "efficientnet_b0", EfficientNet, EfficientNetConfig(), attention="se",
         attention_kwargs=EFFICIENTNET_SE,
         description="EfficientNet-B0 (Tan & Le 2019), its own SE (C_in/4, SiLU, sigmoid)",
     )

@@ -173,28 +173,11 @@ class BNInception(SENetModel):
         return self.stages(self.stem(x))
 
 
-def build_bn_inception(
-    config: InceptionConfig, *, num_classes: int = 1000, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> BNInception:
-    """The family's builder for the registry: ``BNInception(config, ...)``.
-
-    Args:
-        config: The network's ``InceptionConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: none).
-
-    Returns:
-        The model.
-    """
-    return BNInception(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 def _register() -> None:
     config = InceptionConfig()
-    register_model("bn_inception", build_bn_inception, config, description="BN-Inception (Ioffe & Szegedy 2015)")
+    register_model("bn_inception", BNInception, config, description="BN-Inception (Ioffe & Szegedy 2015)")
     register_model(
-        "se_bn_inception", build_bn_inception, config, attention="se", attention_kwargs={"reduction": 16},
+        "se_bn_inception", BNInception, config, attention="se", attention_kwargs={"reduction": 16},
         description="SE-BN-Inception (Hu et al. 2018): SE on every Inception module's output, r=16",
     )
 

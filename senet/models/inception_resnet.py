@@ -227,35 +227,14 @@ class InceptionResNetV2(SENetModel):
         return self.stage5(self.stage4(self.stage3(self.stem(x))))
 
 
-def build_inception_resnet_v2(
-    config: InceptionResNetConfig,
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    attn: AttentionConfig | None = None,
-) -> InceptionResNetV2:
-    """The family's builder for the registry: ``InceptionResNetV2(config, ...)``.
-
-    Args:
-        config: The network's ``InceptionResNetConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: none).
-
-    Returns:
-        The model.
-    """
-    return InceptionResNetV2(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 def _register() -> None:
     config = InceptionResNetConfig()
     register_model(
-        "inception_resnet_v2", build_inception_resnet_v2, config,
+        "inception_resnet_v2", InceptionResNetV2, config,
         description="Inception-ResNet-v2, 299 px (Szegedy et al. 2017)",
     )
     register_model(
-        "se_inception_resnet_v2", build_inception_resnet_v2, config, attention="se",
+        "se_inception_resnet_v2", InceptionResNetV2, config, attention="se",
         attention_kwargs={"reduction": 16},
         description="SE-Inception-ResNet-v2, 299 px (Hu et al. 2018): SE on every residual branch, r=16",
     )

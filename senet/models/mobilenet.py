@@ -130,30 +130,13 @@ class MobileNet(SENetModel):
         return self.stages(self.stem(x))
 
 
-def build_mobilenet(
-    config: MobileNetConfig, *, num_classes: int = 1000, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> MobileNet:
-    """The family's builder for the registry: ``MobileNet(config, ...)``.
-
-    Args:
-        config: The network's ``MobileNetConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: none).
-
-    Returns:
-        The model.
-    """
-    return MobileNet(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 def _register() -> None:
     config = MobileNetConfig()
     register_model(
-        "mobilenet_v1", build_mobilenet, config, description="MobileNet 1.0-224 (Howard et al. 2017)"
+        "mobilenet_v1", MobileNet, config, description="MobileNet 1.0-224 (Howard et al. 2017)"
     )
     register_model(
-        "se_mobilenet_v1", build_mobilenet, config, attention="se", attention_kwargs={"reduction": 16},
+        "se_mobilenet_v1", MobileNet, config, attention="se", attention_kwargs={"reduction": 16},
         description="SE-MobileNet 1.0-224 (Hu et al. 2018): SE after every depthwise-separable block, r=16",
     )
 

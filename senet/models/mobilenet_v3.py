@@ -205,30 +205,13 @@ class MobileNetV3(SENetModel):
         self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
 
-def build_mobilenet_v3(
-    config: MobileNetV3Config, *, num_classes: int = 1000, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> MobileNetV3:
-    """The family's builder for the registry: ``MobileNetV3(config, ...)``.
-
-    Args:
-        config: The network's ``MobileNetV3Config``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: no SE).
-
-    Returns:
-        The model.
-    """
-    return MobileNetV3(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 # The network's own SE: hidden = make_divisible(C_exp / 4, 8), ReLU, hard sigmoid.
 MOBILENET_V3_SE = {"reduction": 4, "divisor": 8, "activation": "relu", "gate": "hard_sigmoid"}
 
 
 def _register() -> None:
     register_model(
-        "mobilenet_v3_large", build_mobilenet_v3, MobileNetV3Config(), attention="se",
+        "mobilenet_v3_large", MobileNetV3, MobileNetV3Config(), attention="se",
         attention_kwargs=MOBILENET_V3_SE,
         description="MobileNetV3-Large 1.0 (Howard et al. 2019), its own SE (C/4 to x8, hard sigmoid)",
     )

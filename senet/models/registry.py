@@ -92,7 +92,8 @@ def register_model(
 
     Args:
         name: The registry name (``'resnet50'``, ``'se_resnet50'``, ...).
-        builder: ``builder(config, *, num_classes, in_chans, attn: AttentionConfig) -> nn.Module``.
+        builder: The family's model class (or any callable) taking
+            ``(config, *, num_classes, in_chans, attn: AttentionConfig)``.
         config: The family's frozen dataclass describing this network.
         attention: The network's default attention (``'se'`` for SE networks, ``None`` for plain ones).
         attention_kwargs: The network's default attention arguments (e.g. its own reduction rule).

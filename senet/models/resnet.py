@@ -394,23 +394,6 @@ class ResNet(SENetModel):
         return x
 
 
-def build_resnet(
-    config: ResNetConfig, *, num_classes: int = 1000, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> ResNet:
-    """The family's builder for the registry: ``ResNet(config, ...)``.
-
-    Args:
-        config: The network's ``ResNetConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: none).
-
-    Returns:
-        The model.
-    """
-    return ResNet(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 def _register() -> None:
     depths = {
         18: ("basic", (2, 2, 2, 2)),
@@ -423,14 +406,14 @@ def _register() -> None:
         config = ResNetConfig(block=block, layers=layers)
         register_model(
             f"resnet{depth}",
-            build_resnet,
+            ResNet,
             config,
             placements=PLACEMENTS,
             description=f"ResNet-{depth} (He et al. 2016), stride in the 1x1 conv (v1)",
         )
         register_model(
             f"se_resnet{depth}",
-            build_resnet,
+            ResNet,
             config,
             attention="se",
             placements=PLACEMENTS,
@@ -440,14 +423,14 @@ def _register() -> None:
         config = ResNetConfig(layers=layers, groups=32, base_width=4, stride_in_1x1=False)
         register_model(
             f"resnext{depth}_32x4d",
-            build_resnet,
+            ResNet,
             config,
             placements=PLACEMENTS,
             description=f"ResNeXt-{depth} 32x4d (Xie et al. 2017), stride in the 3x3 conv",
         )
         register_model(
             f"se_resnext{depth}_32x4d",
-            build_resnet,
+            ResNet,
             config,
             attention="se",
             placements=PLACEMENTS,
@@ -465,7 +448,7 @@ def _register() -> None:
     )
     register_model(
         "senet154",
-        build_resnet,
+        ResNet,
         senet154,
         attention="se",
         placements=PLACEMENTS,

@@ -173,30 +173,13 @@ class ShuffleNet(SENetModel):
         return self.stages(self.stem(x))
 
 
-def build_shufflenet(
-    config: ShuffleNetConfig, *, num_classes: int = 1000, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> ShuffleNet:
-    """The family's builder for the registry: ``ShuffleNet(config, ...)``.
-
-    Args:
-        config: The network's ``ShuffleNetConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: none).
-
-    Returns:
-        The model.
-    """
-    return ShuffleNet(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 def _register() -> None:
     config = ShuffleNetConfig()
     register_model(
-        "shufflenet_v1_g3", build_shufflenet, config, description="ShuffleNet 1x, g=3 (Zhang et al. 2018)"
+        "shufflenet_v1_g3", ShuffleNet, config, description="ShuffleNet 1x, g=3 (Zhang et al. 2018)"
     )
     register_model(
-        "se_shufflenet_v1_g3", build_shufflenet, config, attention="se", attention_kwargs={"reduction": 16},
+        "se_shufflenet_v1_g3", ShuffleNet, config, attention="se", attention_kwargs={"reduction": 16},
         description="SE-ShuffleNet 1x, g=3 (Hu et al. 2018): SE on every unit's residual branch, r=16",
     )
 

@@ -138,28 +138,11 @@ class VGG(SENetModel):
         self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
 
-def build_vgg(
-    config: VGGConfig, *, num_classes: int = 1000, in_chans: int = 3, attn: AttentionConfig | None = None
-) -> VGG:
-    """The family's builder for the registry: ``VGG(config, ...)``.
-
-    Args:
-        config: The network's ``VGGConfig``.
-        num_classes: Classifier size.
-        in_chans: Input channels.
-        attn: Attention settings (``None``: none).
-
-    Returns:
-        The model.
-    """
-    return VGG(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
-
-
 def _register() -> None:
     config = VGGConfig()
-    register_model("vgg16_bn", build_vgg, config, description="VGG-16 with batch norm (Simonyan & Zisserman 2015)")
+    register_model("vgg16_bn", VGG, config, description="VGG-16 with batch norm (Simonyan & Zisserman 2015)")
     register_model(
-        "se_vgg16_bn", build_vgg, config, attention="se", attention_kwargs={"reduction": 16},
+        "se_vgg16_bn", VGG, config, attention="se", attention_kwargs={"reduction": 16},
         description="SE-VGG-16 with batch norm (Hu et al. 2018): SE after every conv, r=16",
     )
 

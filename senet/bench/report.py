@@ -1,0 +1,124 @@
+"""The benchmark record as markdown and JSON files: numbers beside their configuration and code version."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .harness import Ratio, Stats
+from .result import Check, SuiteResult, Table
+
+
+def fmt_ms(stats: Stats) -> str:
+    """Median milliseconds of a ``Stats`` in seconds, e.g. '12.3'."""
+    return _number(stats.median * 1e3)
+
+
+def fmt_ratio(ratio: Ratio | None) -> str:
+    """A ratio with the IQR of its per-round ratios, e.g. '1.52 (1.49-1.55)'."""
+    if ratio is None:
+        return "n/a"
+    return f"{ratio.value:.3f} ({ratio.paired.q1:.3f}-{ratio.paired.q3:.3f})"
+
+
+def fmt_bytes(n: int | None) -> str:
+    """Bytes in MiB, e.g. '123.4 MiB'."""
+    return "n/a" if n is None else f"{n / 2**20:,.1f} MiB"
+
+
+def _number(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.3g}" if x < 1 else f"{x:.2f}"
+
+
+def markdown_table(table: Table) -> str:
+    """One table in markdown, with its title and note."""
+    lines = [f"#### {table.title}", "", "| " + " | ".join(table.columns) + " |",
+             "|" + "|".join(" --- " for _ in table.columns) + "|"]  # fmt: skip
+    lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+    if table.note:
+        lines += ["", table.note]
+    return "\n".join(lines)
+
+
+def checks_table(checks: list[Check]) -> Table:
+    """The targets of a suite as a table with PASS/FAIL marks."""
+    rows = [[c.name, "n/a" if c.value is None else f"{c.value:.3f}", f"{c.op} {c.target:g}", c.mark, c.note]
+            for c in checks]  # fmt: skip
+    return Table("Targets", ["check", "measured", "target", "result", "note"], rows)
+
+
+def suite_markdown(suite: SuiteResult) -> str:
+    """One suite in markdown: description, configuration, tables, targets, notes."""
+    config = ", ".join(f"{k}={_short(v)}" for k, v in suite.config.items())
+    load = "" if suite.other_cpu_load is None else f", other processes {100 * suite.other_cpu_load:.0f}% of the CPUs"
+    parts = [f"### Suite `{suite.name}` ({suite.seconds:.0f} s{load})", "", suite.description, "",
+             f"Configuration: {config}"]  # fmt: skip
+    for table in suite.tables:
+        parts += ["", markdown_table(table)]
+    if suite.checks:
+        parts += ["", markdown_table(checks_table(suite.checks))]
+    if suite.notes:
+        parts += ["", *[f"- {note}" for note in suite.notes]]
+    return "\n".join(parts)
+
+
+def _percent(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
+def record_markdown(record: dict[str, Any], suites: list[SuiteResult]) -> str:
+    """The whole record in markdown: when, what code, which machine, then every suite."""
+    machine, code = record["machine"], record["code"]
+    dirty = {None: "unknown", True: "dirty", False: "clean"}[code["dirty"]]
+    cuda = f", CUDA {machine['cuda_device']}" if machine.get("cuda_device") else ""
+    lines = [
+        f"## senet bench --suite {record['suite']}{' --quick' if record['config']['quick'] else ''}",
+        "",
+        f"- run: {record['started']} to {record['finished']} ({record['seconds']:.0f} s)",
+        f"- code: {code['describe'] or 'no git'} (commit {code['commit'] or 'unknown'}, tree {dirty}), "
+        f"senet {code['senet']}",
+        f"- machine: {machine['cpu']} ({machine['cpu_count']} CPUs){cuda}; torch {machine['torch']}, "
+        f"Python {machine['python']}; load average before {machine['load_average']}, "
+        f"after {record.get('load_average_after')}; other processes used "
+        f"{_percent(machine.get('other_cpu_load_before'))} of the CPUs just before",
+        f"- settings: device {record['config']['device']}, {record['config']['threads']} threads, "
+        f"dtype {record['config']['dtype']}",
+        "- times are medians (ms); a ratio is the ratio of medians, with the interquartile range of the "
+        "per-round ratios in parentheses (rounds are interleaved, so each round pairs the contenders)",
+    ]
+    for suite in suites:
+        lines += ["", suite_markdown(suite)]
+    return "\n".join(lines) + "\n"
+
+
+def write_record(out: str | os.PathLike, stem: str, record: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    """Writes ``<out>/<stem>.json`` and ``<out>/<stem>.md`` (creating ``out``); returns both paths."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    json_path.write_text(json.dumps(record, indent=1, default=_jsonable) + "\n")
+    md_path.write_text(markdown)
+    return json_path, md_path
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)

@@ -1,0 +1,130 @@
+"""Runs suites and writes the record: ``run_benchmarks(BenchOptions(...))`` is what ``senet bench`` calls."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .environment import CpuMonitor, code_version, machine_info, other_cpu_load
+from .report import record_markdown, suite_markdown, write_record
+from .result import SuiteResult
+
+# Suite name -> module in senet.bench holding `run(options) -> SuiteResult`, in the order `all` runs them.
+SUITES: dict[str, str] = {"se": "se_block", "network": "network", "engine": "engine", "compile": "compile"}
+BUSY = 0.1  # above this share of the CPUs used by other processes, a suite's timings are flagged
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How to benchmark.
+
+    Attributes:
+        suite: A name of ``SUITES`` or 'all'.
+        quick: Few repeats and small shapes: a smoke run, not a measurement.
+        device: 'cpu' or 'cuda' (or 'cuda:N').
+        threads: ``torch.set_num_threads`` for the run.
+        repeats: Override every suite's number of interleaved rounds.
+        cold_compile: Disable the compile caches (``compile`` suite), so compile times are cold.
+        out: Where the JSON and markdown records go (``None``: write nothing).
+        seed: Seeds models and inputs.
+    """
+
+    suite: str = "all"
+    quick: bool = False
+    device: str = "cpu"
+    threads: int = 2
+    repeats: int | None = None
+    cold_compile: bool = False
+    out: str | None = "bench-results"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.suite != "all" and self.suite not in SUITES:
+            raise ValueError(f"unknown suite {self.suite!r}; valid: {', '.join([*SUITES, 'all'])}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.repeats is not None and self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        device = torch.device(self.device)
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but no CUDA device is available")
+
+    @property
+    def suites(self) -> list[str]:
+        return list(SUITES) if self.suite == "all" else [self.suite]
+
+    def rounds(self, full: int, quick: int) -> int:
+        """The number of rounds of a measurement: ``repeats`` if given, else ``quick`` or ``full``."""
+        return self.repeats or (quick if self.quick else full)
+
+
+@dataclass
+class BenchRecord:
+    """What ``run_benchmarks`` returns: the JSON-ready record, the suites, the markdown and the files."""
+
+    record: dict[str, Any]
+    suites: list[SuiteResult]
+    markdown: str
+    files: tuple[Path, ...] = ()
+
+
+def run_benchmarks(options: BenchOptions, *, echo: Callable[[str], None] | None = None) -> BenchRecord:
+    """Runs the suites of ``options`` and writes ``<out>/bench-<suite>-<timestamp>.json`` and ``.md``.
+
+    Args:
+        options: What to run.
+        echo: Called with each suite's markdown as soon as it is done (e.g. ``print``).
+
+    Returns:
+        The :class:`BenchRecord`.
+    """
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(options.threads)
+    try:
+        started = time.time()
+        record: dict[str, Any] = {
+            "suite": options.suite,
+            "started": _iso(started),
+            "config": {**asdict(options), "dtype": "float32", "suites": options.suites},
+            "machine": {**machine_info(options.device), "other_cpu_load_before": other_cpu_load()},
+            "code": code_version(),
+        }
+        suites = []
+        for name in options.suites:
+            module = importlib.import_module(f"senet.bench.{SUITES[name]}")
+            start, monitor = time.perf_counter(), CpuMonitor().start()
+            suite: SuiteResult = module.run(options)
+            suite.seconds = time.perf_counter() - start
+            suite.other_cpu_load = monitor.stop()
+            if suite.other_cpu_load is not None and suite.other_cpu_load > BUSY:
+                suite.notes.insert(0, f"WARNING: other processes used {100 * suite.other_cpu_load:.0f}% of the CPUs "
+                                   "during this suite; its timings are unreliable (rerun on a quiet machine).")
+            suites.append(suite)
+            if echo is not None:
+                echo(suite_markdown(suite) + "\n")
+        finished = time.time()
+        record.update(
+            finished=_iso(finished), seconds=finished - started,
+            load_average_after=machine_info(options.device)["load_average"],
+            suites={s.name: s.to_dict() for s in suites},
+        )  # fmt: skip
+        markdown = record_markdown(record, suites)
+        files: tuple[Path, ...] = ()
+        if options.out is not None:
+            stem = f"bench-{options.suite}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(started))}"
+            files = write_record(options.out, stem, record, markdown)
+        return BenchRecord(record, suites, markdown, files)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))

@@ -1,0 +1,239 @@
+"""The benchmark harness: interleaving, statistics, the memory tracker and ``senet bench``.
+
+Timing is never asserted: fake timers give the harness known numbers.
+"""
+
+import json
+import math
+import subprocess
+
+import pytest
+import torch
+
+from senet.bench import BenchOptions, Check, StorageTracker, compare, geometric_mean
+from senet.bench.environment import code_version, cpu_model, machine_info
+from senet.bench.harness import Stats, calibrate, quantile
+from senet.bench.memory import measure_step_memory, state_bytes
+from senet.bench.se_block import TextbookSE
+from senet.cli.main import main
+from senet.layers import SqueezeExcite
+
+
+class FakeTimer:
+    """Returns scripted seconds per call for each contender, calling it ``number`` times."""
+
+    def __init__(self, times):
+        self.times = {name: list(values) for name, values in times.items()}
+        self.log = []
+
+    def __call__(self, fn, number):
+        for _ in range(number):
+            fn()
+        name = self.log[-1]
+        return self.times[name].pop(0)
+
+
+def _contenders(timer, names):
+    return {name: (lambda name=name: timer.log.append(name)) for name in names}
+
+
+def test_compare_interleaves_rounds_and_computes_medians_and_ratios():
+    timer = FakeTimer({"a": [1.0, 3.0, 2.0, 10.0], "b": [2.0, 2.0, 1.0, 4.0]})
+    result = compare(_contenders(timer, ["a", "b"]), repeats=4, warmup=1, number=1, timer=timer)
+    # Warm-up a, b; then rounds that rotate the starting contender: never all of a, then all of b.
+    assert timer.log == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    assert result.order == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert result.samples == {"a": [1.0, 3.0, 2.0, 10.0], "b": [2.0, 2.0, 1.0, 4.0]}
+    a, b = result.stats("a"), result.stats("b")
+    assert (a.median, a.min, a.max, a.n) == (2.5, 1.0, 10.0, 4)
+    assert (b.median, b.q1, b.q3) == (2.0, 1.75, 2.5)
+    ratio = result.ratio("a", "b")
+    assert ratio.value == pytest.approx(2.5 / 2.0)
+    # Paired per-round ratios 0.5, 1.5, 2.0, 2.5.
+    assert (ratio.paired.min, ratio.paired.median, ratio.paired.max) == (0.5, 1.75, 2.5)
+    assert ratio.paired.q1 == pytest.approx(1.25) and ratio.paired.q3 == pytest.approx(2.125)
+    assert ratio.scaled(2).value == pytest.approx(2.5) and ratio.scaled(2).paired.median == pytest.approx(3.5)
+
+
+def test_compare_three_contenders_and_sample_counts():
+    timer = FakeTimer({n: [1.0] * 3 for n in "xyz"})
+    result = compare(_contenders(timer, list("xyz")), repeats=3, warmup=0, number={"x": 2}, timer=timer)
+    assert result.order == list("xyz") + list("yzx") + list("zxy")
+    assert result.number == {"x": 2, "y": 1, "z": 1}
+    assert timer.log.count("x") == 6 and timer.log.count("y") == 3
+    with pytest.raises(ValueError):
+        compare({}, repeats=1)
+    with pytest.raises(ValueError):
+        compare({"x": lambda: None}, repeats=0)
+
+
+def test_calibrate_grows_number_until_min_time():
+    calls = []
+
+    def timer(fn, number):  # every call "takes" 1 ms
+        calls.append(number)
+        return 1e-3
+
+    assert calibrate(lambda: None, timer, 0.05) >= 50
+    assert calls[0] == 1 and calls == sorted(calls)
+    assert calibrate(lambda: None, lambda fn, n: 1.0, 0.05) == 1
+
+
+def test_statistics():
+    assert quantile([3, 1, 2], 0.5) == 2
+    assert quantile([1, 2, 3, 4], 0.25) == 1.75
+    s = Stats.of([4.0, 1.0, 3.0, 2.0])
+    assert (s.median, s.iqr, s.n) == (2.5, 1.5, 4)
+    assert s.scaled(1e3).median == 2500.0
+    assert geometric_mean([2.0, 8.0]) == pytest.approx(4.0)
+    assert geometric_mean([1.5] * 8) == pytest.approx(1.5)
+    with pytest.raises(ValueError):
+        geometric_mean([1.0, 0.0])
+
+
+def test_checks_mark_without_failing():
+    assert Check("speed-up", 1.6, ">=", 1.5).mark == "PASS"
+    assert Check("overhead", 1.06, "<=", 1.05).mark == "FAIL"
+    assert Check("missing", None, "<=", 1.05).mark == "n/a"
+    with pytest.raises(ValueError):
+        Check("bad", 1.0, "==", 1.0)
+
+
+def test_memory_tracker_counts_a_known_pattern():
+    with StorageTracker() as tracker:
+        a = torch.empty(1000)  # 4000 bytes
+        b = torch.empty(500, dtype=torch.float64)  # 4000 bytes
+        view = a.view(10, 100)  # a view: no new storage
+        a.add_(1)  # in place: no new storage
+        assert (tracker.live, tracker.peak) == (8000, 8000)
+        del a, view  # the storage dies with its last tensor
+        assert tracker.live == 4000
+        c = torch.empty(250)  # 1000 bytes
+        assert (tracker.live, tracker.peak) == (5000, 8000)
+        del b, c
+    assert (tracker.live, tracker.peak, tracker.allocated) == (0, 8000, 9000)
+
+
+def test_memory_tracker_ignores_storages_older_than_the_block():
+    w = torch.randn(50, 100)
+    with StorageTracker() as tracker:
+        wt = w.t()  # a view of an older storage
+        w.mul_(2)  # in place on it
+        assert tracker.live == 0
+        del wt
+
+
+def test_memory_tracker_on_a_linear_layer_by_hand():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(100, 50)  # weight 50x100, bias 50 (float32)
+    x = torch.randn(32, 100)
+    with StorageTracker() as tracker:
+        y = linear(x)  # 32x50 output: 6400 bytes
+        y.sum().backward()  # sum 4 B, its grad 4 B (both freed), weight grad 20000 B, bias grad 200 B
+    grads = [linear.weight.grad, linear.bias.grad]
+    assert tracker.peak == 6400 + 4 + 4 + 20000 + 200
+    assert tracker.live == 6400 + 20000 + 200  # y and the two gradients are still alive
+    assert tracker.peak_without(grads) == 6400 + 4 + 4
+    assert state_bytes(linear) == 2 * (50 * 100 + 50) * 4  # parameters + gradients
+
+
+def test_measure_step_memory_on_cpu():
+    linear = torch.nn.Linear(100, 50)
+    optimizer = torch.optim.SGD(linear.parameters(), lr=0.1, momentum=0.9)
+    x = torch.randn(32, 100)
+
+    def step():
+        linear(x).sum().backward()
+        optimizer.step()
+
+    step()  # creates the momentum buffers
+    peak = measure_step_memory(step, linear, optimizer)
+    params = (50 * 100 + 50) * 4
+    assert peak.method == "dispatch"
+    assert peak.state == 2 * params  # parameters and momentum; gradients were set to None first
+    # y (6400 B) dies once summed, before backward: the peak is the gradients with the 4-byte sum and its
+    # 4-byte incoming gradient; without the gradients it is y with its sum.
+    assert peak.step == params + 4 + 4
+    assert peak.activations == 6400 + 4
+    assert peak.total == peak.state + peak.step
+
+
+def test_textbook_se_matches_ours():
+    ours = SqueezeExcite(64).eval()
+    textbook = TextbookSE(64).eval()
+    textbook.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 64, 7, 7)
+    torch.testing.assert_close(textbook(x), ours(x))
+
+
+def test_environment_records_machine_and_code(tmp_path):
+    info = machine_info("cpu")
+    assert info["torch"] == torch.__version__ and info["num_threads"] == torch.get_num_threads()
+    assert "cuda_device" in info
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\n")
+    assert cpu_model(cpuinfo) == "Test CPU 9000"
+    cpu_model(tmp_path / "missing")  # no file: falls back, never raises
+    assert code_version(tmp_path)["commit"] is None  # not a repository
+    assert code_version(tmp_path)["dirty"] is None
+
+
+def test_code_version_in_a_repository(tmp_path):
+    try:
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, capture_output=True)
+        for key, value in (("user.email", "t@t"), ("user.name", "t")):
+            subprocess.run(["git", "-C", str(tmp_path), "config", key, value], check=True)
+        (tmp_path / "f.txt").write_text("1")
+        subprocess.run(["git", "-C", str(tmp_path), "add", "f.txt"], check=True)
+        subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "c"], check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git is not available")
+    clean = code_version(tmp_path)
+    assert len(clean["commit"]) == 40 and clean["dirty"] is False
+    (tmp_path / "f.txt").write_text("2")
+    dirty = code_version(tmp_path)
+    assert dirty["dirty"] is True and dirty["dirty_files"] == ["f.txt"] and dirty["describe"].endswith("-dirty")
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="unknown suite"):
+        BenchOptions(suite="nope")
+    with pytest.raises(ValueError, match="threads"):
+        BenchOptions(threads=0)
+    assert BenchOptions(suite="all").suites == ["se", "network", "engine", "compile"]
+
+
+def test_cli_quick_se_writes_a_record(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    assert main(["bench", "--suite", "se", "--quick", "--out", str(tmp_path)]) == 0
+    assert torch.get_num_threads() == threads  # restored
+    out = capsys.readouterr().out
+    assert "textbook/ours" in out and "| check | measured | target | result | note |" in out
+    (json_path,) = tmp_path.glob("bench-se-*.json")
+    (md_path,) = tmp_path.glob("bench-se-*.md")
+    assert md_path.stem == json_path.stem
+    record = json.loads(json_path.read_text())
+    assert {"suite", "started", "finished", "seconds", "config", "machine", "code", "suites"} <= set(record)
+    assert record["config"]["threads"] == 2 and record["config"]["quick"] is True
+    assert record["config"]["dtype"] == "float32"
+    assert {"cpu", "torch", "num_threads", "cuda_device"} <= set(record["machine"])
+    assert record["machine"]["num_threads"] == 2
+    assert {"describe", "commit", "dirty"} <= set(record["code"])
+    se = record["suites"]["se"]
+    assert {"batch", "shapes_chw", "memory_formats", "repeats", "dtype"} <= set(se["config"])
+    assert set(se["data"]["cases"]) == {"256x56x56 NCHW", "256x56x56 channels_last", "2048x7x7 NCHW",
+                                        "2048x7x7 channels_last"}  # fmt: skip
+    case = se["data"]["cases"]["256x56x56 channels_last"]
+    assert set(case["inference"]) == {"textbook", "ours", "reference", "clone"}
+    assert set(case["training"]) == {"textbook", "ours", "reference"}
+    assert len(case["inference"]["ours"]["samples"]) == 3
+    assert case["max_abs_error_vs_textbook"] < 1e-4
+    assert all(math.isfinite(c["value"]) and c["passed"] in (True, False) for c in se["checks"])
+    assert {c["name"] for c in se["checks"]} >= {"inference textbook/ours, geometric mean",
+                                                 "forward+backward textbook/ours, geometric mean"}  # fmt: skip
+    assert md_path.read_text().startswith("## senet bench --suite se --quick")
+
+
+def test_cli_rejects_unknown_suite(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--suite", "nope"])
