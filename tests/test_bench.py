@@ -48,11 +48,12 @@ def test_compare_interleaves_rounds_and_computes_medians_and_ratios():
     assert (a.median, a.min, a.max, a.n) == (2.5, 1.0, 10.0, 4)
     assert (b.median, b.q1, b.q3) == (2.0, 1.75, 2.5)
     ratio = result.ratio("a", "b")
-    assert ratio.value == pytest.approx(2.5 / 2.0)
-    # Paired per-round ratios 0.5, 1.5, 2.0, 2.5.
+    # Paired per-round ratios 1/2, 3/2, 2/1, 10/4: median 1.75; the medians' ratio 2.5 / 2.0.
+    assert ratio.value == pytest.approx(1.75) and ratio.of_medians == pytest.approx(1.25)
     assert (ratio.paired.min, ratio.paired.median, ratio.paired.max) == (0.5, 1.75, 2.5)
     assert ratio.paired.q1 == pytest.approx(1.25) and ratio.paired.q3 == pytest.approx(2.125)
-    assert ratio.scaled(2).value == pytest.approx(2.5) and ratio.scaled(2).paired.median == pytest.approx(3.5)
+    scaled = ratio.scaled(2)
+    assert (scaled.value, scaled.paired.q3, scaled.of_medians) == pytest.approx((3.5, 4.25, 2.5))
 
 
 def test_compare_three_contenders_and_sample_counts():

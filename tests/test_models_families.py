@@ -19,14 +19,14 @@ from senet.profiler import profile
 SWEEP = {
     "vgg16_bn": (32, True),
     "se_vgg16_bn": (32, True),
-    "bn_inception": (48, False),
-    "se_bn_inception": (48, False),
-    "inception_resnet_v2": (75, True),
-    "se_inception_resnet_v2": (75, True),
+    "bn_inception": (32, False),
+    "se_bn_inception": (32, False),
+    "inception_resnet_v2": (32, True),
+    "se_inception_resnet_v2": (32, True),
     "mobilenet_v1": (32, False),
     "se_mobilenet_v1": (32, False),
-    "shufflenet_v1_g3": (40, False),
-    "se_shufflenet_v1_g3": (40, False),
+    "shufflenet_v1_g3": (32, False),
+    "se_shufflenet_v1_g3": (32, False),
     "densenet121": (32, False),
     "se_densenet121": (32, False),
     "mobilenet_v3_large": (36, False),
@@ -282,10 +282,12 @@ def test_any_input_size_from_the_minimum(name):
     assert out.shape == (2, getattr(model, "head_hidden_size", model.num_features))
 
 
-def test_inception_resnet_v2_rejects_too_small_inputs():
-    model = _meta("inception_resnet_v2")
-    with torch.device("meta"), pytest.raises(ValueError, match="at least 75x75"):
-        model(torch.empty(1, 3, 74, 299))
+def test_inception_resnet_v2_pads_small_inputs():
+    model = create_model("inception_resnet_v2", num_classes=3).eval()
+    x = torch.randn(1, 3, 32, 40)
+    padded = nn.functional.pad(x, (17, 18, 21, 22))  # centred to 75x75
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(padded))
 
 
 def test_configs_are_checked():

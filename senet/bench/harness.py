@@ -89,24 +89,29 @@ class Stats:
 class Ratio:
     """``numerator / denominator`` of two contenders' times.
 
+    Interleaving pairs the contenders round by round: round r of the numerator over round r of the
+    denominator is one paired ratio, from which a drift of the machine mostly cancels.
+
     Attributes:
-        value: The ratio of the medians (the headline number).
-        paired: The spread of the per-round ratios (round r of the numerator over round r of the
-            denominator), which interleaving makes comparable; its q1..q3 is the ratio's IQR.
+        value: The median of the paired ratios (the headline number).
+        paired: The spread of the paired ratios; its q1..q3 is the ratio's IQR.
+        of_medians: The ratio of the two medians, for reference.
     """
 
     numerator: str
     denominator: str
     value: float
     paired: Stats
+    of_medians: float
 
     def scaled(self, factor: float) -> Ratio:
         """The ratio multiplied by ``factor`` (> 0), e.g. to compare with 1.5 x a denominator."""
-        return Ratio(self.numerator, self.denominator, self.value * factor, self.paired.scaled(factor))
+        return Ratio(self.numerator, self.denominator, self.value * factor, self.paired.scaled(factor),
+                     self.of_medians * factor)  # fmt: skip
 
     def to_dict(self) -> dict[str, object]:
         return {"numerator": self.numerator, "denominator": self.denominator, "value": self.value,
-                "paired": self.paired.to_dict()}  # fmt: skip
+                "paired": self.paired.to_dict(), "of_medians": self.of_medians}  # fmt: skip
 
 
 @dataclass
@@ -134,9 +139,9 @@ class Comparison:
     def ratio(self, numerator: str, denominator: str) -> Ratio:
         """The time of ``numerator`` over the time of ``denominator`` (> 1: the numerator is slower)."""
         a, b = self.samples[numerator], self.samples[denominator]
-        paired = [x / y for x, y in zip(a, b, strict=True) if y > 0]
-        return Ratio(numerator, denominator, self.stats(numerator).median / self.stats(denominator).median,
-                     Stats.of(paired))  # fmt: skip
+        paired = Stats.of([x / y if y > 0 else math.inf for x, y in zip(a, b, strict=True)])
+        return Ratio(numerator, denominator, paired.median, paired,
+                     self.stats(numerator).median / self.stats(denominator).median)  # fmt: skip
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -18,7 +18,7 @@ def fmt_ms(stats: Stats) -> str:
 
 
 def fmt_ratio(ratio: Ratio | None) -> str:
-    """A ratio with the IQR of its per-round ratios, e.g. '1.52 (1.49-1.55)'."""
+    """A ratio (median of the per-round ratios) with their IQR, e.g. '1.52 (1.49-1.55)'."""
     if ratio is None:
         return "n/a"
     return f"{ratio.value:.3f} ({ratio.paired.q1:.3f}-{ratio.paired.q3:.3f})"
@@ -98,8 +98,8 @@ def record_markdown(record: dict[str, Any], suites: list[SuiteResult]) -> str:
         f"{_percent(machine.get('other_cpu_load_before'))} of the CPUs just before",
         f"- settings: device {record['config']['device']}, {record['config']['threads']} threads, "
         f"dtype {record['config']['dtype']}",
-        "- times are medians (ms); a ratio is the ratio of medians, with the interquartile range of the "
-        "per-round ratios in parentheses (rounds are interleaved, so each round pairs the contenders)",
+        "- times are medians (ms); rounds are interleaved, so each round pairs the contenders: a ratio is the "
+        "median of the per-round ratios, with their interquartile range in parentheses",
     ]
     for suite in suites:
         lines += ["", suite_markdown(suite)]

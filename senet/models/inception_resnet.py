@@ -19,8 +19,8 @@ before the scaling and the addition: y = relu(x + scale * SE(F(x))), as SE-ResNe
 stage s is labelled ``SE_<s>_<b>``: ``SE_3_1`` .. ``SE_3_10``, ``SE_4_1`` .. ``SE_4_20``,
 ``SE_5_1`` .. ``SE_5_10``. The stem and the reduction modules carry no SE.
 
-The unpadded convolutions need an input of at least 75x75 pixels (the default is 299);
-``forward_features`` raises a ``ValueError`` below that.
+The unpadded convolutions need an input of at least 75x75 pixels (the default is 299); smaller inputs
+(down to 32 px, the zoo's common minimum) are zero-padded to 75 on each side that falls short.
 """
 
 from __future__ import annotations
@@ -220,10 +220,13 @@ class InceptionResNetV2(SENetModel):
     def forward_features(self, x: Tensor) -> Tensor:
         """Stem, A, B and C blocks: (N, in_chans, H, W) -> (N, 1536, h, w), 8x8 at 299 px.
 
-        Raises:
-            ValueError: If H or W is below 75 pixels.
+        Inputs below 75x75 pixels are zero-padded (centred) to 75 on the short side(s), since the stem's
+        unpadded convolutions need that much.
         """
-        check_min_size(x, MIN_INPUT_SIZE, "inception_resnet_v2")
+        check_min_size(x, 1, "inception_resnet_v2")  # (N, C, H, W)
+        dh, dw = max(0, MIN_INPUT_SIZE - x.shape[-2]), max(0, MIN_INPUT_SIZE - x.shape[-1])
+        if dh or dw:
+            x = nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
         return self.stage5(self.stage4(self.stage3(self.stem(x))))
 
 
