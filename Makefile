@@ -26,7 +26,7 @@ lint: setup
 test: setup lint
 	$(BIN)/python -m pytest -q
 
-# The benchmark record (docs/benchmarks.md): ~10 minutes on 2 cores; JSON + markdown in bench-results/.
+# The benchmark record (docs/benchmarks.md): ~5 min on 2 cores, ~11 when torch.compile's cache is cold.
 bench: setup
 	$(BIN)/senet bench --suite all --out bench-results
 

@@ -69,8 +69,9 @@ class CpuMonitor:
     """Measures how busy the CPUs were with *other* processes between ``start()`` and ``stop()``.
 
     Reads ``/proc/stat`` (all CPUs' busy time) and subtracts this process's own CPU time
-    (``os.times``). Timings taken while other processes compete for the cores are unreliable: with
-    2 cores and 2 threads, one busy neighbour can slow small kernels tenfold. ``None`` off Linux.
+    (``os.times``) and that of its descendants (``/proc/<pid>/stat``, e.g. compile workers). Timings
+    taken while other processes compete for the cores are unreliable: with 2 cores and 2 threads, one
+    busy neighbour can slow small kernels tenfold. ``None`` off Linux.
     """
 
     def __init__(self) -> None:
@@ -107,7 +108,33 @@ def _cpu_sample() -> tuple[float, float, float] | None:
     total = sum(values) / ticks
     idle = (values[3] + values[4]) / ticks
     t = os.times()
-    return total - idle, total, t.user + t.system + t.children_user + t.children_system
+    own = t.user + t.system + t.children_user + t.children_system + _descendants_ticks() / ticks
+    return total - idle, total, own
+
+
+def _descendants_ticks() -> int:
+    """CPU ticks of this process's live descendants and of the children they waited for.
+
+    Compile workers (``torch.compile``'s subprocess pool and its C++ compilers) are ours, not others'.
+    """
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": state ppid ...
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - mine
+        mine |= frontier
+    return sum(ticks[pid] for pid in mine)
 
 
 def code_version(repo: str | os.PathLike | None = None) -> dict[str, Any]:

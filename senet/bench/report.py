@@ -85,6 +85,9 @@ def record_markdown(record: dict[str, Any], suites: list[SuiteResult]) -> str:
     """The whole record in markdown: when, what code, which machine, then every suite."""
     machine, code = record["machine"], record["code"]
     dirty = {None: "unknown", True: "dirty", False: "clean"}[code["dirty"]]
+    if code["dirty"]:
+        files = code["dirty_files"]
+        dirty += ": " + ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
     cuda = f", CUDA {machine['cuda_device']}" if machine.get("cuda_device") else ""
     lines = [
         f"## senet bench --suite {record['suite']}{' --quick' if record['config']['quick'] else ''}",
