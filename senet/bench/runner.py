@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..utils.allocator import tune_cpu_allocator
 from .environment import CpuMonitor, code_version, machine_info, other_cpu_load
 from .report import record_markdown, suite_markdown, write_record
 from .result import SuiteResult
@@ -88,12 +89,15 @@ def run_benchmarks(options: BenchOptions, *, echo: Callable[[str], None] | None 
     """
     threads_before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
+    allocator_tuned = tune_cpu_allocator()  # the same for every contender; see senet.utils.allocator
     try:
         started = time.time()
         record: dict[str, Any] = {
             "suite": options.suite,
             "started": _iso(started),
-            "config": {**asdict(options), "dtype": "float32", "suites": options.suites},
+            "config": {
+                **asdict(options), "dtype": "float32", "suites": options.suites, "allocator_tuned": allocator_tuned,
+            },
             "machine": {**machine_info(options.device), "other_cpu_load_before": other_cpu_load()},
             "code": code_version(),
         }

@@ -85,14 +85,20 @@ class _ScaleResidualReLU(torch.autograd.Function):
         s, y = ctx.saved_tensors
         st = ctx.stash
         g = torch.ops.aten.threshold_backward(grad_y, y, 0)  # dL/d(x' + s u), (N, C, H, W)
-        grad_u = g * _gate4d(s, g) if ctx.needs_input_grad[0] else None
+        # Fresh full-size CPU buffers cost page faults as much as a pass over memory, so one buffer serves
+        # first as the product g * c (for dL/ds), then as dL/du = g * s.
+        buffer = None
         grad_s = None
         if ctx.needs_input_grad[1]:
             dims = list(range(2, g.dim()))
             g_sum = g.sum(dims)  # (N, C)
-            gc_sum = (g * st["c"]).sum(dims)  # (N, C)
+            buffer = torch.mul(g, st["c"])
+            gc_sum = buffer.sum(dims)  # (N, C)
             k = st["weight"] * st["invstd"]  # gamma / sigma, (C,)
             grad_s = k * (gc_sum - st["mean"] * g_sum) + st["bias"] * g_sum
+        grad_u = None
+        if ctx.needs_input_grad[0]:
+            grad_u = torch.mul(g, _gate4d(s, g), out=buffer) if buffer is not None else g * _gate4d(s, g)
         return grad_u, grad_s, g, None
 
 

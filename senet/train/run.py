@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.allocator import tune_cpu_allocator
 from . import distributed as dist
 from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint, save_weights, unwrap
 from .config import TrainConfig
@@ -123,6 +124,7 @@ def fit(cfg: TrainConfig) -> RunResult:
         cfg = _merge_resumed_config(cfg)
     cfg = cfg.resolve()
     device = resolve_device(cfg.device)
+    tune_cpu_allocator()  # keep freed tensors' memory for reuse (page faults cost more than the math)
     dist.init_from_env(device)
     main = dist.is_main_process()
     out = prepare_run_dir(cfg)
