@@ -21,6 +21,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .common import check_input
+from .squeeze_excite import spatial_size
+
 
 def _gate4d(s: Tensor, u: Tensor) -> Tensor:  # (N, C) -> (N, C, 1, ...)
     return s.view([s.shape[0], s.shape[1]] + [1] * (u.dim() - 2))  # (N, C, 1, ...)
@@ -70,36 +73,46 @@ class _BatchNormStash(torch.autograd.Function):
         return grad_c, grad_w, grad_b, None, None, None, None, None, None
 
 
-class _ScaleResidualReLU(torch.autograd.Function):
-    """y = relu(x' + s * u), saving only s and y; u is rebuilt from the BatchNorm ``stash``."""
+class _SqueezeScaleResidualReLU(torch.autograd.Function):
+    """y = relu(x' + s * u) with s = SE(u), saving only s and y; u is rebuilt from the BatchNorm ``stash``.
+
+    The squeeze and the small MLP run inside, so that the backward pass writes dL/du in one pass:
+    dL/du = g * s + dL/d(sum_hw u) (the second term from the squeeze), instead of a product and a sum.
+    """
 
     @staticmethod
-    def forward(ctx, u, s, shortcut, stash):  # noqa: ANN001
-        y = torch.addcmul(shortcut, u, _gate4d(s, u)).relu_()
-        ctx.save_for_backward(s, y)
-        ctx.stash = stash
-        return y
-
-    @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):  # noqa: ANN001
         s, y = ctx.saved_tensors
-        st = ctx.stash
+        st, (gate, leaves) = ctx.stash, ctx.mlp
+        dims = list(range(2, y.dim()))
         g = torch.ops.aten.threshold_backward(grad_y, y, 0)  # dL/d(x' + s u), (N, C, H, W)
-        # Fresh full-size CPU buffers cost page faults as much as a pass over memory, so one buffer serves
-        # first as the product g * c (for dL/ds), then as dL/du = g * s.
-        buffer = None
-        grad_s = None
-        if ctx.needs_input_grad[1]:
-            dims = list(range(2, g.dim()))
-            g_sum = g.sum(dims)  # (N, C)
-            buffer = torch.mul(g, st["c"])
-            gc_sum = buffer.sum(dims)  # (N, C)
-            k = st["weight"] * st["invstd"]  # gamma / sigma, (C,)
-            grad_s = k * (gc_sum - st["mean"] * g_sum) + st["bias"] * g_sum
-        grad_u = None
-        if ctx.needs_input_grad[0]:
-            grad_u = torch.mul(g, _gate4d(s, g), out=buffer) if buffer is not None else g * _gate4d(s, g)
-        return grad_u, grad_s, g, None
+        # dL/ds_nc = sum_hw g u = k_c (sum_hw g c - mu_c sum_hw g) + beta_c sum_hw g, with k = gamma / sigma.
+        # One full-size buffer serves first as g * c, then as dL/du (fresh CPU buffers cost page faults).
+        g_sum = g.sum(dims)  # (N, C)
+        buffer = torch.mul(g, st["c"])
+        gc_sum = buffer.sum(dims)  # (N, C)
+        grad_s = st["weight"] * st["invstd"] * (gc_sum - st["mean"] * g_sum) + st["bias"] * g_sum
+        wanted = [leaf for leaf in leaves if leaf is not None]
+        grads = iter(torch.autograd.grad(gate, wanted, grad_s, retain_graph=True))  # small; freed with ctx
+        d_total, d_w1, d_b1, d_w2, d_b2 = (next(grads) if leaf is not None else None for leaf in leaves)
+        grad_u = torch.addcmul(_gate4d(d_total, g), g, _gate4d(s, g), out=buffer)  # d(sum u)/du = 1
+        return grad_u, g, d_w1, d_b1, d_w2, d_b2, None, None
+
+    @staticmethod
+    def forward(ctx, u, shortcut, w1, b1, w2, b2, se, stash):  # noqa: ANN001
+        dims = list(range(2, u.dim()))
+        ctx.area = spatial_size(u, dims)
+        with torch.enable_grad():  # a small graph of its own: sums (N, C) -> gate (N, C)
+            leaves = [t.detach().requires_grad_() if t is not None else None for t in (u.sum(dims), w1, b1, w2, b2)]
+            gate = se.excite_sum_with(leaves[0], ctx.area, *leaves[1:])
+        s = gate.detach()
+        if se.record_gate:
+            se.last_gate = s
+        y = torch.addcmul(shortcut, u, _gate4d(s, u)).relu_()
+        ctx.save_for_backward(s, y)
+        ctx.stash, ctx.mlp = stash, (gate, leaves)
+        return y
 
 
 def _reduce_dims(c: Tensor) -> list[int]:
@@ -121,13 +134,17 @@ def _batch_norm_args(bn: nn.modules.batchnorm._BatchNorm) -> tuple[bool, float]:
 
 def can_fuse(bn: nn.Module, se: nn.Module | None, act: nn.Module) -> bool:
     """Whether ``bn_scale_residual_relu`` applies: an affine BatchNorm with running statistics, an SE
-    module with the fast ``excite`` path, and a ReLU after the sum."""
+    module on its fast path with the paper's average squeeze and parameter-free nonlinearities, and a
+    ReLU after the sum."""
     return (
         isinstance(bn, nn.modules.batchnorm._BatchNorm)
         and bn.affine
         and bn.track_running_stats
         and getattr(se, "fast", False)
-        and hasattr(se, "excite")
+        and getattr(se, "squeeze_mode", None) == "avg"
+        and hasattr(se, "excite_sum_with")
+        and not any(True for _ in se.act.parameters())
+        and not any(True for _ in se.gate.parameters())
         and isinstance(act, nn.ReLU)
     )
 
@@ -154,4 +171,6 @@ def bn_scale_residual_relu(c: Tensor, bn: nn.Module, se: nn.Module, shortcut: Te
     stash: dict[str, Tensor] = {}
     training, momentum = _batch_norm_args(bn)
     u = _BatchNormStash.apply(c, bn.weight, bn.bias, bn.running_mean, bn.running_var, training, momentum, bn.eps, stash)
-    return _ScaleResidualReLU.apply(u, se.excite(u), shortcut, stash)
+    check_input(u, se.channels, se.dims, "SqueezeExcite")
+    w1, w2 = se.fc1.weight.flatten(1), se.fc2.weight.flatten(1)
+    return _SqueezeScaleResidualReLU.apply(u, shortcut, w1, se.fc1.bias, w2, se.fc2.bias, se, stash)

@@ -47,6 +47,14 @@ def squeeze(x: Tensor, mode: str, spatial: list[int]) -> Tensor:
     return x.mean(spatial) + x.amax(spatial)
 
 
+def spatial_size(x: Tensor, spatial: list[int]) -> int:
+    """The number of positions H*W (or L, or D*H*W) of ``x`` over its ``spatial`` dimensions."""
+    area = 1
+    for d in spatial:
+        area *= x.shape[d]
+    return area
+
+
 @register_attention("se")
 class SqueezeExcite(nn.Module):
     """Squeeze-and-Excitation block (Hu et al. 2018, arXiv:1709.01507).
@@ -128,20 +136,32 @@ class SqueezeExcite(nn.Module):
         call this and apply s themselves.
         """
         check_input(x, self.channels, self.dims, "SqueezeExcite")
-        # 1x1-conv weights (out, in, 1, ...) viewed as matrices: a free view, one GEMM each.
-        w1, b1 = self.fc1.weight.flatten(1), self.fc1.bias
-        if self.squeeze_mode == "avg" and b1 is not None:
+        if self.squeeze_mode == "avg":
             # W1 z = (1/HW) W1 sum(u): the averaging folds into the GEMM's alpha (one pass fewer).
-            area = 1
-            for d in self.spatial:
-                area *= x.shape[d]
-            h = torch.addmm(b1, x.sum(self.spatial), w1.t(), alpha=1.0 / max(area, 1))  # (N, C/r)
+            s = self.excite_sum(x.sum(self.spatial), spatial_size(x, self.spatial))
         else:
-            h = F.linear(squeeze(x, self.squeeze_mode, self.spatial), w1, b1)  # (N, C/r)
-        s = self.gate(F.linear(self.act(h), self.fc2.weight.flatten(1), self.fc2.bias))  # (N, C)
+            z = squeeze(x, self.squeeze_mode, self.spatial)
+            h = self.act(F.linear(z, self.fc1.weight.flatten(1), self.fc1.bias))  # (N, C/r)
+            s = self.gate(F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias))  # (N, C)
         if self.record_gate:
             self.last_gate = s.detach()
         return s
+
+    def excite_sum(self, total: Tensor, area: int) -> Tensor:
+        """The gate s from the per-channel sums of U (N, C) over ``area`` positions (squeeze 'avg').
+
+        1x1-conv weights (out, in, 1, ...) are viewed as matrices: a free view, one GEMM each.
+        """
+        w1, w2 = self.fc1.weight.flatten(1), self.fc2.weight.flatten(1)
+        return self.excite_sum_with(total, area, w1, self.fc1.bias, w2, self.fc2.bias)
+
+    def excite_sum_with(
+        self, total: Tensor, area: int, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None
+    ) -> Tensor:
+        """``excite_sum`` with the given W1 (C/r, C), b1, W2 (C, C/r), b2 instead of the module's own."""
+        scale = 1.0 / max(area, 1)
+        h = torch.mm(total, w1.t()) * scale if b1 is None else torch.addmm(b1, total, w1.t(), alpha=scale)
+        return self.gate(F.linear(self.act(h), w2, b2))  # (N, C)
 
     def _forward_reference(self, x: Tensor) -> Tensor:
         # The textbook module: pooling to (N, C, 1, ...), 1x1 convolutions, broadcast multiply.
