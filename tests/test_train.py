@@ -181,3 +181,19 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
     # Each rank saw half of each epoch: 200 images / 2 ranks / 50 per batch = 2 steps of 50 per rank.
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert record["epoch"] == 1
+
+
+def test_bf16_autocast_with_channels_last_trains(tmp_path):
+    out = tmp_path / "bf16"
+    assert _train(out, "--epochs", "1", "--amp", "bf16", "--channels-last", "--model", "se_cifar_resnet20") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert summary["config"]["amp"] == "bf16" and summary["config"]["channels_last"] is True
+    assert record["train_loss"] == pytest.approx(record["train_loss"]) and 0 < record["train_loss"] < 10
+
+
+def test_fp16_on_cpu_is_refused_with_one_line(tmp_path, capsys):
+    assert _train(tmp_path / "fp16", "--epochs", "1", "--amp", "fp16") == 2
+    err = capsys.readouterr().err
+    assert "fp16 mixed precision needs CUDA" in err and "Traceback" not in err
+    assert not (tmp_path / "fp16").exists()  # refused before anything was written

@@ -20,7 +20,7 @@ from ..utils.allocator import tune_cpu_allocator
 from . import distributed as dist
 from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint, save_weights, unwrap
 from .config import TrainConfig
-from .engine import StepOptions, evaluate, train_one_epoch
+from .engine import StepOptions, autocast, evaluate, train_one_epoch
 from .loaders import DataBundle, build_data
 from .logging import MetricsLogger, ProgressBar
 from .optim import build_optimizer, build_scheduler
@@ -124,6 +124,7 @@ def fit(cfg: TrainConfig) -> RunResult:
         cfg = _merge_resumed_config(cfg)
     cfg = cfg.resolve()
     device = resolve_device(cfg.device)
+    autocast(device, cfg.amp)  # an impossible precision fails here, before anything is written
     tune_cpu_allocator()  # keep freed tensors' memory for reuse (page faults cost more than the math)
     dist.init_from_env(device)
     main = dist.is_main_process()
