@@ -13,7 +13,8 @@ c is the last convolution's output (N, C, H, W), s the SE gate (N, C), x' the sh
       dL/ds_nc = sum_hw g * u = k_c * (sum_hw g * c - mu_c * sum_hw g) + beta_c * sum_hw g,
       with g = dL/dy * [y > 0] and k_c = gamma_c / sqrt(var_c + eps),
 
-  so SE adds no activation memory beyond its (N, C) vectors.
+  so SE adds no activation memory beyond its (N, C) vectors. The squeeze and the small MLP run inside
+  the same function, so dL/du = g * s + dL/d(sum_hw u) is written in one pass.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .common import check_input
 from .squeeze_excite import spatial_size
 
 
-def _gate4d(s: Tensor, u: Tensor) -> Tensor:  # (N, C) -> (N, C, 1, ...)
-    return s.view([s.shape[0], s.shape[1]] + [1] * (u.dim() - 2))  # (N, C, 1, ...)
+def _gate4d(s: Tensor, u: Tensor) -> Tensor:
+    return s.view([s.shape[0], s.shape[1]] + [1] * (u.dim() - 2))  # (N, C) -> (N, C, 1, ...)
 
 
 def scale_residual(u: Tensor, s: Tensor, shortcut: Tensor, *, relu: bool) -> Tensor:
@@ -155,7 +156,7 @@ def bn_scale_residual_relu(c: Tensor, bn: nn.Module, se: nn.Module, shortcut: Te
     Args:
         c: The last convolution's output, (N, C, *spatial).
         bn: Its BatchNorm (an affine ``_BatchNorm`` with running statistics; see ``can_fuse``).
-        se: The SE module (provides ``excite``: (N, C, *spatial) -> (N, C)).
+        se: The ``SqueezeExcite`` module (its ``excite`` / ``excite_sum_with`` give the gate).
         shortcut: x', the same shape as ``c``.
 
     Returns:
