@@ -166,7 +166,8 @@ def fit(cfg: TrainConfig) -> RunResult:
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
     for epoch in range(start_epoch, cfg.epochs):
         data.train.set_epoch(epoch)
-        bar = ProgressBar(len(data.train), f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", enabled=main and cfg.progress)
+        label = cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
+        bar = ProgressBar(len(data.train), f"{label} epoch {epoch + 1}/{cfg.epochs}", enabled=main and cfg.progress)
         train = train_one_epoch(
             train_model, data.train, optimizer, loss_fn, device=device, scheduler=scheduler,
             scaler=scaler, options=options, progress=bar.update,
@@ -190,6 +191,13 @@ def fit(cfg: TrainConfig) -> RunResult:
             record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
         history.append(record)
         logger.log(record)
+        if main and cfg.progress:
+            test = f", test accuracy {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""
+            print(
+                f"{label} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, "
+                f"accuracy {record['train_accuracy']:.4f}{test} ({record['train_images_per_second']:.0f} img/s)",
+                flush=True,
+            )
         if main:
             save_checkpoint(
                 out, model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch + 1,
