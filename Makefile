@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The main job: ResNet-20 and SE-ResNet-20 trained side by side on the embedded CIFAR-10 (a class-balanced
-# 10,000-image subset, 4 epochs of the quick recipe, evaluated on the full test set): about 10 minutes
+# 10,000-image subset, 4 epochs of the quick recipe, evaluated on the full test set): about 8 minutes
 # on 2 CPU cores. Results in runs/make-run/ (compare.md, compare.json, curves.png); rerunning replaces them.
 run: setup
 	$(BIN)/senet compare --model cifar_resnet20 --attention se --recipe quick_cifar --subset 10000 --epochs 4 \
