@@ -27,11 +27,10 @@ def run(args: argparse.Namespace) -> int:
 
     result = fit(config_from_args(args))
     s = result.summary
-    if s is not None:
-        macs = f"{s['macs'] / 1e6:,.1f} M" if s["macs"] else "n/a"
-        print(
-            f"{s['model']}: test accuracy {100 * s['test_accuracy']:.2f}% after {s['epochs']} epochs "
-            f"({s['train_seconds']:.0f} s, {s['images_per_second']:,.0f} img/s); "
-            f"{s['params']:,} params, {macs} multiply-adds; run in {args.out}"
-        )
+    macs = f"{s['macs'] / 1e6:,.1f} M" if s["macs"] else "n/a"
+    print(
+        f"{s['model']}: test accuracy {100 * s['test_accuracy']:.2f}% after {s['epochs']} epochs "
+        f"({s['train_seconds']:.0f} s, {s['images_per_second']:,.0f} img/s); "
+        f"{s['params']:,} params, {macs} multiply-adds; run in {args.out}"
+    )
     return 0

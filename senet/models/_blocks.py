@@ -101,20 +101,12 @@ def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
     return x * mask / keep
 
 
-def check_min_size(x: Tensor, min_size: int, network: str) -> None:
-    """Raises a ``ValueError`` when the spatial size of ``x`` is below what ``network`` can take.
+def check_image_input(x: Tensor, network: str) -> None:
+    """Raises a ``ValueError`` unless ``x`` is an image batch (N, C, H, W).
 
     Args:
-        x: The input (N, C, H, W).
-        min_size: The smallest height and width that works.
+        x: The input.
         network: The network's name, for the message.
-
-    Raises:
-        ValueError: If H or W is below ``min_size``.
     """
     if x.dim() != 4:
         raise ValueError(f"{network} expects an (N, C, H, W) input, got shape {list(x.shape)}")
-    if x.shape[-2] < min_size or x.shape[-1] < min_size:
-        raise ValueError(
-            f"{network} needs inputs of at least {min_size}x{min_size} pixels, got {x.shape[-2]}x{x.shape[-1]}"
-        )

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._blocks import ConvBnAct, check_min_size, init_weights
+from ._blocks import ConvBnAct, check_image_input, init_weights
 from .base import SENetModel
 from .registry import AttentionConfig, register_model
 
@@ -223,7 +223,7 @@ class InceptionResNetV2(SENetModel):
         Inputs below 75x75 pixels are zero-padded (centred) to 75 on the short side(s), since the stem's
         unpadded convolutions need that much.
         """
-        check_min_size(x, 1, "inception_resnet_v2")  # (N, C, H, W)
+        check_image_input(x, "inception_resnet_v2")
         dh, dw = max(0, MIN_INPUT_SIZE - x.shape[-2]), max(0, MIN_INPUT_SIZE - x.shape[-1])
         if dh or dw:
             x = nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
