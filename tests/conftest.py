@@ -1,7 +1,11 @@
-"""Shared test settings."""
+"""Shared test settings: one thread, a private cache, no proxies."""
+
+import os
 
 import pytest
 import torch
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -12,3 +16,26 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Points SENET_CACHE at a folder of this test session (subprocesses inherit it), so tests never read
+    or write the user's ~/.cache/senet. The embedded CIFAR-10 is decoded once per session into it."""
+    saved = os.environ.get("SENET_CACHE")
+    os.environ["SENET_CACHE"] = str(tmp_path_factory.mktemp("senet-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("SENET_CACHE", None)
+    else:
+        os.environ["SENET_CACHE"] = saved
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """Loopback requests go straight to the test's server: urllib honours *_proxy variables."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

@@ -5,6 +5,8 @@ Timing is never asserted: fake timers give the harness known numbers.
 
 import json
 import math
+import os
+import shutil
 import subprocess
 
 import pytest
@@ -179,16 +181,20 @@ def test_environment_records_machine_and_code(tmp_path):
     assert code_version(tmp_path)["dirty"] is None
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_code_version_in_a_repository(tmp_path):
-    try:
-        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, capture_output=True)
-        for key, value in (("user.email", "t@t"), ("user.name", "t")):
-            subprocess.run(["git", "-C", str(tmp_path), "config", key, value], check=True)
-        (tmp_path / "f.txt").write_text("1")
-        subprocess.run(["git", "-C", str(tmp_path), "add", "f.txt"], check=True)
-        subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "c"], check=True)
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("git is not available")
+    # A repository of the test's own, immune to the user's git configuration: no global or system config
+    # (identity, signing, hooks, templates), and every call time-bounded.
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": ""}
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, env=env, timeout=60)
+
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("1")
+    git("add", "f.txt")
+    git("-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "commit", "-qm", "c")
     clean = code_version(tmp_path)
     assert len(clean["commit"]) == 40 and clean["dirty"] is False
     (tmp_path / "f.txt").write_text("2")

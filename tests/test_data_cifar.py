@@ -53,7 +53,7 @@ def md5(path):
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, no_proxy):
     """Serves tmp_path/served over http on 127.0.0.1 from a thread, shut down after the test."""
     root = tmp_path / "served"
     root.mkdir()

@@ -36,8 +36,8 @@ def test_decoding_some_members_matches_pillow():
 
 @pytest.mark.slow
 def test_embedded_cifar10_loads_in_full():
-    # Uses the real cache ($SENET_CACHE or ~/.cache/senet): the first run on a machine decodes the
-    # 60,000 JPEGs (5-15 s, depending on the CPU), later runs read the cache.
+    # Uses the test session's private cache (conftest.py): the first load of a session decodes the
+    # 60,000 JPEGs (5-15 s, depending on the CPU); later loads in the session read the cache.
     start = time.perf_counter()
     data = load_dataset("cifar10", progress=False)
     seconds = time.perf_counter() - start

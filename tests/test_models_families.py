@@ -52,23 +52,109 @@ LABELS = {
     "efficientnet_b0": _labels({2: 1, 3: 2, 4: 2, 5: 3, 6: 3, 7: 4, 8: 1}),
 }
 
-# Exact parameter counts, 1000 classes. Baselines: the paper's reference table (paper.md); SE variants:
-# ours (r = 16, hidden C // 16, biases), regression values.
-PARAMS = {
+
+def _conv_bn(c_in: int, c_out: int, kernel: int = 1, groups: int = 1) -> int:
+    return c_in // groups * c_out * kernel * kernel + 2 * c_out  # convolution without bias, BN gamma and beta
+
+
+def _shufflenet_v1_g3_params() -> int:
+    """ShuffleNet 1x, g=3 (Zhang et al. 2018, Table 1 and Fig. 2), 1000 classes, from its layer widths."""
+    total, c_in = _conv_bn(3, 24, 3), 24  # conv1 (the max pool has no parameters)
+    for stage, (width, units) in enumerate(zip((240, 480, 960), (4, 8, 4), strict=True)):
+        for u in range(units):
+            branch, mid = (width - c_in if u == 0 else width), width // 4  # a stride-2 unit concatenates
+            first_groups = 1 if stage == 0 and u == 0 else 3  # the first 1x1 of stage 2 is not grouped
+            total += _conv_bn(c_in, mid, 1, first_groups) + _conv_bn(mid, mid, 3, mid) + _conv_bn(mid, branch, 1, 3)
+            c_in = width
+    return total + 960 * 1000 + 1000
+
+
+# BN-Inception's Inception modules 3a-3c, 4a-4e, 5a-5b (Ioffe & Szegedy 2015, Fig. 5, with the released
+# Caffe model's 4c/4d widths): (#1x1, #3x3 reduce, #3x3, #double 3x3 reduce, #double 3x3, #pool proj);
+# a 0 drops the branch or the projection (the reducing modules 3c and 4e pass the pooled input on).
+_BN_INCEPTION_MODULES = [
+    (64, 64, 64, 64, 96, 32), (64, 64, 96, 64, 96, 64), (0, 128, 160, 64, 96, 0),
+    (224, 64, 96, 96, 128, 128), (192, 96, 128, 96, 128, 128), (160, 128, 160, 128, 160, 128),
+    (96, 128, 192, 160, 192, 128), (0, 128, 192, 192, 256, 0),
+    (352, 192, 320, 160, 224, 128), (352, 192, 320, 192, 224, 128),
+]  # fmt: skip
+
+
+def _bn_inception_widths() -> list[int]:
+    """The output channels of the ten Inception modules: the sum of their branches."""
+    widths, c_in = [], 192
+    for n1x1, _, n3x3, _, ndouble, proj in _BN_INCEPTION_MODULES:
+        c_in = n1x1 + n3x3 + ndouble + (proj or c_in)
+        widths.append(c_in)
+    return widths
+
+
+def _bn_inception_params() -> int:
+    """BN-Inception, 1000 classes: conv1 (7x7), conv2 (1x1 reduce, 3x3), the modules, the classifier."""
+    total, c_in = _conv_bn(3, 64, 7) + _conv_bn(64, 64) + _conv_bn(64, 192, 3), 192
+    for (n1x1, r3x3, n3x3, rdouble, ndouble, proj), out in zip(
+        _BN_INCEPTION_MODULES, _bn_inception_widths(), strict=True
+    ):
+        total += _conv_bn(c_in, n1x1) if n1x1 else 0
+        total += _conv_bn(c_in, r3x3) + _conv_bn(r3x3, n3x3, 3)
+        total += _conv_bn(c_in, rdouble) + _conv_bn(rdouble, ndouble, 3) + _conv_bn(ndouble, ndouble, 3)
+        total += _conv_bn(c_in, proj) if proj else 0
+        c_in = out
+    return total + 1024 * 1000 + 1000
+
+
+# Exact parameter counts of the networks without SE, 1000 classes: the reference table (tests/reference/
+# paper.md), or, where it has none (BN-Inception, ShuffleNet), computed from the layer widths above.
+# MobileNetV3-Large and EfficientNet-B0 include their SE blocks (the reference counts them).
+PLAIN_PARAMS = {
     "vgg16_bn": 138_365_992,
     "mobilenet_v1": 4_231_976,
-    "mobilenet_v3_large": 5_483_032,
-    "efficientnet_b0": 5_288_548,
     "densenet121": 7_978_856,
     "inception_resnet_v2": 55_843_464,
-    "bn_inception": 11_285_224,
-    "shufflenet_v1_g3": 1_865_728,
-    "se_vgg16_bn": 138_596_784,
-    "se_mobilenet_v1": 4_718_044,
-    "se_shufflenet_v1_g3": 2_484_533,
-    "se_densenet121": 8_284_952,
-    "se_bn_inception": 11_931_622,
-    "se_inception_resnet_v2": 64_387_444,
+    "bn_inception": _bn_inception_params(),
+    "shufflenet_v1_g3": _shufflenet_v1_g3_params(),
+}
+BUILT_IN_SE_PARAMS = {"mobilenet_v3_large": 5_483_032, "efficientnet_b0": 5_288_548}
+
+
+def _se_params(channels: int, hidden: int) -> int:
+    return 2 * channels * hidden + hidden + channels  # W1 (h x C), W2 (C x h), b1, b2
+
+
+def _r16(widths: list[int]) -> list[tuple[int, int]]:
+    return [(c, c // 16) for c in widths]  # the SE paper's r = 16: hidden width C // 16
+
+
+# (C, hidden width) of every SE block in forward order, written out from each network's definition
+# (the channels where the module doc of senet/models/<family>.py places SE) and its width rule.
+SE_BLOCKS = {
+    # After every convolution (conv1_1 .. conv5_3).
+    "se_vgg16_bn": _r16([64] * 2 + [128] * 2 + [256] * 3 + [512] * 6),
+    # After every depthwise-separable block (Howard et al. 2017, Table 1).
+    "se_mobilenet_v1": _r16([64] + [128] * 2 + [256] * 2 + [512] * 6 + [1024] * 2),
+    # On every unit's residual branch: out - in channels in the first (concatenating) unit of a stage.
+    "se_shufflenet_v1_g3": _r16([240 - 24] + [240] * 3 + [480 - 240] + [480] * 7 + [960 - 480] + [960] * 3),
+    # On each dense block's output: its input (64, then halved by the transition) plus k = 32 per layer.
+    "se_densenet121": _r16([64 + 6 * 32, 128 + 12 * 32, 256 + 24 * 32, 512 + 16 * 32]),
+    # On every Inception module's output (256, 320, 576, 576, 576, 608, 608, 1056, 1024, 1024).
+    "se_bn_inception": _r16(_bn_inception_widths()),
+    # On the residual branch of every A, B and C block.
+    "se_inception_resnet_v2": _r16([320] * 10 + [1088] * 20 + [2080] * 10),
+    # The MobileNetV3 paper's Table 1: SE on the expanded channels of 8 blocks, hidden make_divisible(C / 4, 8).
+    "mobilenet_v3_large": [(72, 24), (120, 32), (120, 32), (480, 120), (672, 168), (672, 168), (960, 240), (960, 240)],
+    # EfficientNet-B0 (Table 1): SE on the expanded channels C_in * e of all 16 MBConv blocks (e = 1 in the
+    # first, 6 after), hidden int(C_in * 0.25) from the block's input width C_in.
+    "efficientnet_b0": [(32, 32 // 4)]
+    + [(6 * c, c // 4) for c in [16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112]]
+    + [(6 * 192, 192 // 4)] * 4,
+}
+SE_PARAMS = {name: sum(_se_params(c, h) for c, h in blocks) for name, blocks in SE_BLOCKS.items()}
+
+# Exact parameter counts, 1000 classes: each SE network is its plain network plus its SE blocks.
+PARAMS = {
+    **PLAIN_PARAMS,
+    **{f"se_{n}": count + SE_PARAMS[f"se_{n}"] for n, count in PLAIN_PARAMS.items()},
+    **BUILT_IN_SE_PARAMS,
 }
 
 
@@ -89,6 +175,20 @@ def _macs(model: nn.Module, size: int) -> int:
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_parameter_count_is_exact(name):
     assert _count(_meta(name)) == PARAMS[name]
+
+
+@pytest.mark.parametrize("name", list(BUILT_IN_SE_PARAMS))
+def test_built_in_se_networks_without_se_lose_exactly_their_se_blocks(name):
+    assert _count(_meta(name, attention=None)) == BUILT_IN_SE_PARAMS[name] - SE_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", list(SE_BLOCKS))
+def test_se_blocks_have_the_documented_widths(name):
+    # The same written-out list as the counts above, block by block: a mismatch names the block.
+    se = _meta(name).attention_modules()
+    assert [(label, m.channels, m.hidden) for label, m in se.items()] == [
+        (label, c, h) for label, (c, h) in zip(LABELS[name], SE_BLOCKS[name], strict=True)
+    ]
 
 
 def test_se_mobile_networks_match_the_papers_table3_sizes():

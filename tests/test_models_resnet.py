@@ -67,6 +67,34 @@ def test_parameter_count_is_exact(name):
     assert count(meta_model(name)) == PARAMS[name]
 
 
+def _se_params(channels: int) -> int:
+    hidden = channels // 16  # r = 16
+    return 2 * channels * hidden + hidden + channels  # W1, W2 and both biases
+
+
+# Blocks per stage and the block's output width per stage (SE sits on it: standard placement).
+_SE_LAYOUT = {
+    "se_resnet18": ((2, 2, 2, 2), (64, 128, 256, 512)),
+    "se_resnet34": ((3, 4, 6, 3), (64, 128, 256, 512)),
+    "se_resnet50": ((3, 4, 6, 3), (256, 512, 1024, 2048)),
+    "se_resnet101": ((3, 4, 23, 3), (256, 512, 1024, 2048)),
+    "se_resnet152": ((3, 8, 36, 3), (256, 512, 1024, 2048)),
+    "se_resnext50_32x4d": ((3, 4, 6, 3), (256, 512, 1024, 2048)),
+    "se_resnext101_32x4d": ((3, 4, 23, 3), (256, 512, 1024, 2048)),
+    "senet154": ((3, 8, 36, 3), (256, 512, 1024, 2048)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SE_LAYOUT))
+def test_se_adds_two_fcs_per_residual_block(name):
+    layers, widths = _SE_LAYOUT[name]
+    added = sum(n * _se_params(c) for n, c in zip(layers, widths, strict=True))
+    plain = name.removeprefix("se_")
+    if plain != name:  # the reference counts of both forms differ by exactly the SE blocks (SENet-154: one form)
+        assert PARAMS[name] - PARAMS[plain] == added
+    assert count(meta_model(name)) - count(meta_model(name, attention=None)) == added
+
+
 @pytest.mark.parametrize(
     "options, millions",
     [

@@ -42,6 +42,7 @@ def add_train_arguments(p: argparse.ArgumentParser, *, default_out: str) -> None
     g.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--reduction", type=float, default=None, help="SE reduction ratio r")
+    g.add_argument("--drop-rate", type=float, default=None, help="dropout before the classifier")
 
 
 def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConfig:
@@ -71,6 +72,7 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
         test_subset=args.test_subset,
         attention=getattr(args, "attention", None),
         reduction=args.reduction,
+        drop_rate=args.drop_rate,
         image_size=args.image_size,
         workers=args.workers,
         out=args.out,

@@ -30,6 +30,7 @@ class TrainConfig:
         test_subset: Evaluate on a class-balanced subset of this many test images (quick runs).
         attention: Override the model's attention ('se', 'eca', 'none', ...).
         reduction: Override the SE reduction ratio r.
+        drop_rate: Dropout before the classifier (``None``: the model's default).
         image_size: Crop size for image folders.
         workers: DataLoader workers for image folders.
         out: The run directory.
@@ -64,6 +65,7 @@ class TrainConfig:
     test_subset: int | None = None
     attention: str | None = None
     reduction: float | None = None
+    drop_rate: float | None = None
     image_size: int | None = None
     workers: int = 4
     out: str = "runs/run"
@@ -95,6 +97,8 @@ class TrainConfig:
         for name in ("subset", "test_subset"):
             if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
+        if cfg.drop_rate is not None and not 0 <= cfg.drop_rate < 1:
+            raise ValueError(f"--drop-rate must be in [0, 1), got {cfg.drop_rate}")
         if not 0 <= cfg.label_smoothing < 1:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
         return cfg

@@ -44,10 +44,11 @@ def init_from_env(device: torch.device) -> bool:
         device: The training device; selects NCCL for CUDA, gloo otherwise.
 
     Returns:
-        Whether the run is distributed.
+        Whether this call created the process group: its caller then owns it and must call
+        ``cleanup()`` on every exit path (a gloo group left to the interpreter's exit can abort it).
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return is_distributed()
+        return False
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

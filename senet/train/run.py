@@ -88,6 +88,8 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         kwargs["attention"] = None if cfg.attention.lower() == "none" else cfg.attention
     if cfg.reduction is not None:
         kwargs["reduction"] = cfg.reduction
+    if cfg.drop_rate is not None:
+        kwargs["drop_rate"] = cfg.drop_rate
     return create_model(cfg.model, **kwargs)
 
 
@@ -126,7 +128,15 @@ def fit(cfg: TrainConfig) -> RunResult:
     device = resolve_device(cfg.device)
     autocast(device, cfg.amp)  # an impossible precision fails here, before anything is written
     tune_cpu_allocator()  # keep freed tensors' memory for reuse (page faults cost more than the math)
-    dist.init_from_env(device)
+    owns_group = dist.init_from_env(device)
+    try:
+        return _fit(cfg, device)
+    finally:  # success, error or Ctrl-C: a process group this run created is torn down with it
+        if owns_group:
+            dist.cleanup()
+
+
+def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     main = dist.is_main_process()
     out = prepare_run_dir(cfg)
     seed_everything(cfg.seed)
