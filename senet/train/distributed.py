@@ -70,9 +70,17 @@ def barrier() -> None:
         dist.barrier()
 
 
-def cleanup() -> None:
-    """Destroys the process group if one was initialised."""
+def cleanup(*, wait: bool = True) -> None:
+    """Destroys the process group if one was initialised.
+
+    Args:
+        wait: First wait for every process (a barrier), so that no process closes its connections while
+            another still reads from them (gloo then aborts the reader with SIGABRT). Pass ``False`` on an
+            error path, where another process may never arrive.
+    """
     if dist.is_available() and dist.is_initialized():
+        if wait and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

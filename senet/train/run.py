@@ -129,11 +129,14 @@ def fit(cfg: TrainConfig) -> RunResult:
     autocast(device, cfg.amp)  # an impossible precision fails here, before anything is written
     tune_cpu_allocator()  # keep freed tensors' memory for reuse (page faults cost more than the math)
     owns_group = dist.init_from_env(device)
+    finished = False
     try:
-        return _fit(cfg, device)
+        result = _fit(cfg, device)
+        finished = True
+        return result
     finally:  # success, error or Ctrl-C: a process group this run created is torn down with it
         if owns_group:
-            dist.cleanup()
+            dist.cleanup(wait=finished)
 
 
 def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
