@@ -9,16 +9,21 @@ from ..train.recipes import list_recipes
 
 
 def add_train_arguments(p: argparse.ArgumentParser, *, default_out: str) -> None:
-    """Adds the options of ``TrainConfig`` to ``p`` (recipe values default to ``None``: the recipe's)."""
+    """Adds the options of ``TrainConfig`` to ``p``. Every option defaults to ``None`` (not given), so that
+    ``config_from_args`` knows which ones the user set; ``TrainConfig`` and the recipe fill in the rest."""
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="cifar10", help="cifar10 (embedded), cifar100, or an image-folder path")
+    g.add_argument("--dataset", default=None, help="cifar10 (embedded, the default), cifar100, or an image-folder path")
     g.add_argument("--data-dir", default=None, help="where official CIFAR archives are read from / downloaded to")
     g.add_argument("--subset", type=int, default=None, help="train on a class-balanced subset of N images")
     g.add_argument("--test-subset", type=int, default=None, help="evaluate on a class-balanced subset of N")
     g.add_argument("--image-size", type=int, default=None, help="crop size for image folders (default 224)")
-    g.add_argument("--workers", type=int, default=4, help="DataLoader workers for image folders")
+    g.add_argument("--workers", type=int, default=None, help="DataLoader workers for image folders (default: up to 4, "
+                   "no more than the CPUs)")
+    g.add_argument("--skip-corrupt", action="store_true", default=None,
+                   help="image folders: skip unreadable images (counted and named) instead of stopping")
     g = p.add_argument_group("recipe (defaults come from --recipe)")
-    g.add_argument("--recipe", default="quick_cifar", help=f"one of: {', '.join(list_recipes())}")
+    g.add_argument("--recipe", default=None, help=f"one of: {', '.join(list_recipes())} (default: quick_cifar for "
+                   "CIFAR, quick_folder for image folders)")
     g.add_argument("--epochs", type=int, default=None)
     g.add_argument("--batch-size", type=int, default=None, help="per process; the global batch is this x processes")
     g.add_argument("--lr", type=float, default=None, help="base learning rate (not scaled automatically)")
@@ -31,22 +36,23 @@ def add_train_arguments(p: argparse.ArgumentParser, *, default_out: str) -> None
     g.add_argument("--label-smoothing", type=float, default=None)
     g.add_argument("--grad-clip", type=float, default=None, help="clip the global gradient norm")
     g = p.add_argument_group("execution")
-    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="mixed precision")
-    g.add_argument("--channels-last", action="store_true", help="channels_last memory format")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--out", default=default_out, help="run directory")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--force", action="store_true", help="start anew in an --out that holds a run")
-    g.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)")
+    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default=None, help="mixed precision (default: none)")
+    g.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--seed", type=int, default=None, help="seeds initialisation, data order and augmentation (0)")
+    g.add_argument("--device", default=None, help="auto (the default), cpu, cuda or cuda:N")
+    g.add_argument("--out", default=None, help=f"run directory (default: {default_out}, a new one per run)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out (default: the newest run of "
+                   "--model) from its last checkpoint, with its recorded options")
+    g.add_argument("--force", action="store_true", help="start anew in an --out that holds a run (replacing it)")
+    g.add_argument("--eval-every", type=int, default=None, help="evaluate every N epochs and after the last (1)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--reduction", type=float, default=None, help="SE reduction ratio r")
     g.add_argument("--drop-rate", type=float, default=None, help="dropout before the classifier")
 
 
 def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConfig:
-    """Builds the ``TrainConfig`` of parsed arguments."""
+    """Builds the ``TrainConfig`` of parsed arguments; ``given`` records the options the user set."""
     values = dict(
         model=args.model,
         dataset=args.dataset,
@@ -75,11 +81,11 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
         drop_rate=args.drop_rate,
         image_size=args.image_size,
         workers=args.workers,
+        skip_corrupt=args.skip_corrupt,
         out=args.out,
-        resume=args.resume,
-        force=args.force,
         eval_every=args.eval_every,
-        progress=not args.no_progress,
     )
     values.update(overrides)
-    return TrainConfig(**values)
+    given = tuple(sorted(k for k, v in values.items() if v is not None and k != "model"))
+    values = {k: v for k, v in values.items() if v is not None}
+    return TrainConfig(**values, resume=args.resume, force=args.force, progress=not args.no_progress, given=given)

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="cifar_resnet20", help="the network (its attention is switched)")
     p.add_argument("--attention", default="se", help="the attention of the second twin (default se)")
     p.add_argument("--seeds", type=int, default=1, help="train each twin with this many seeds")
-    add_train_arguments(p, default_out="runs/compare")
+    add_train_arguments(p, default_out="runs/compare-<model>-<time>")
     p.set_defaults(func=run)
 
 
@@ -30,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
     from ..train.compare import render_markdown
 
     print(render_markdown(report))
-    print(f"written: {args.out}/compare.json, compare.md, curves.png")
+    out = report["out"]
+    print(f"written: {out}/compare.json, compare.md, curves.png")
     return 0

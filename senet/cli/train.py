@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="a registered model (senet list)")
     p.add_argument("--attention", default=None, help="override the model's attention: se, eca, ..., or none")
-    add_train_arguments(p, default_out="runs/train")
+    add_train_arguments(p, default_out="runs/<model>-<time>")
     p.set_defaults(func=run)
 
 
@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{s['model']}: test accuracy {100 * s['test_accuracy']:.2f}% after {s['epochs']} epochs "
         f"({s['train_seconds']:.0f} s, {s['images_per_second']:,.0f} img/s); "
-        f"{s['params']:,} params, {macs} multiply-adds; run in {args.out}"
+        f"{s['params']:,} params, {macs} multiply-adds; run in {s['config']['out']}"
     )
     return 0

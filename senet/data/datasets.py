@@ -155,6 +155,10 @@ def load_dataset(
 
 
 def _subset(split: TensorSplit | ImageFolder, size: int, num_classes: int, seed: int) -> TensorSplit | ImageFolder:
+    if size < num_classes:
+        raise ValueError(
+            f"a class-balanced subset of {size} images cannot hold one image of each of the {num_classes} classes"
+        )
     if isinstance(split, TensorSplit):
         keep = balanced_subset(split.labels, size, num_classes=num_classes, seed=seed)
         return TensorSplit(split.images[keep], split.labels[keep])

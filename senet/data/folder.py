@@ -165,7 +165,8 @@ class ImageFolder(Dataset):
                 width, height = out.size
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise CorruptImageError(
-                f"cannot decode image {path}: {e} (delete or replace the file, or pass skip_corrupt=True)"
+                f"cannot decode image {path}: {e} (delete or replace the file, or skip unreadable images: "
+                "skip_corrupt=True, or --skip-corrupt on the command line)"
             ) from e
         return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1)
 

@@ -205,10 +205,28 @@ class FolderLoader:
         self.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[Batch]:
-        for images, labels in self.loader:
+        batches = iter(self.loader)
+        while True:
+            try:
+                images, labels = next(batches)
+            except StopIteration:
+                return
+            except (ValueError, OSError) as e:  # a worker's error arrives with the worker's traceback inside
+                raise type(e)(worker_message(e)) from None
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             yield normalize(images, self.mean, self.std, channels_last=self.channels_last), labels
+
+
+def worker_message(error: BaseException) -> str:
+    """The original message of an error re-raised from a ``DataLoader`` worker (whose message holds the
+    worker's whole traceback); other errors' messages unchanged."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    name, sep, message = last.partition(": ")
+    return message if sep and " " not in name else last
 
 
 class _SeededSampler(ShardedSampler):

@@ -75,6 +75,23 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None =
         raise
 
 
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If it is not a complete safetensors file (truncated, empty, another format).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error type (and OSError/ValueError) for bad files
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path} is not a readable safetensors file ({reason}); is it truncated?") from None
+
+
 def load_weights(model: nn.Module, path: Path) -> None:
     """Loads safetensors weights into ``model``.
 
@@ -82,7 +99,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
         ValueError: If the file's tensors do not fit the model (another architecture), naming the
             first mismatches.
     """
-    state = load_file(str(path))
+    state = read_safetensors(path)
     target = unwrap(model)
     own = target.state_dict()
     missing = [k for k in own if k not in state]
@@ -194,10 +211,18 @@ def load_checkpoint(
     """
     path = Path(path)
     load_weights(model, path / "model.safetensors")
-    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state.get("scheduler") is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    return json.loads((path / "meta.json").read_text())
+    try:
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+        meta = json.loads((path / "meta.json").read_text())
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+    except Exception as e:  # a truncated or foreign file fails in many ways; all mean the same to the user
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(
+            f"the checkpoint {path} cannot be read ({reason}); point {path.parent / LATEST} at an older "
+            "checkpoint, or start over with --force"
+        ) from None
+    return meta

@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_text
+from .checkpoint import atomic_write_text, load_weights
 from .config import TrainConfig
-from .run import fit, resolve_device
+from .run import build_model, fit, resolve_device
+from .rundir import RUNS_ROOT, new_run_dir, newest_run_dir
 
 
 def inference_throughput(
@@ -66,10 +67,12 @@ def compare(base: TrainConfig, *, attention: str = "se", seeds: int = 1) -> dict
     """
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
-    out = Path(base.out)
-    if (out / "compare.json").exists() and not (base.force or base.resume):
-        raise FileExistsError(f"{out} already holds a comparison; pass --resume or --force")
-    out.mkdir(parents=True, exist_ok=True)
+    if attention is None or str(attention).lower() == "none":
+        raise ValueError("--attention none would compare the plain network with itself; name one: se, eca, cbam, ...")
+    base.resolve()  # every option is valid before anything runs or is written
+    resolve_device(base.device)
+    out = _compare_dir(base)
+    base = dataclasses.replace(base, out=str(out))
     twins = {"plain": "none", attention: attention}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in twins}
     models: dict[str, nn.Module] = {}
@@ -79,11 +82,20 @@ def compare(base: TrainConfig, *, attention: str = "se", seeds: int = 1) -> dict
             cfg = dataclasses.replace(
                 base, attention=attn, seed=seed, data_order_seed=seed, out=str(out / f"{name}-seed{seed}")
             )
-            if cfg.resume and not (Path(cfg.out) / "checkpoints").exists():
-                cfg = dataclasses.replace(cfg, resume=False)
+            finished = _finished_run(cfg) if cfg.resume else None
+            if finished is not None:  # --resume keeps a twin that had finished
+                print(f"{cfg.out} had finished: kept", flush=True)
+                runs[name].append(finished[0])
+                models[name] = finished[1]
+                continue
+            if cfg.resume and not (Path(cfg.out) / "config.json").is_file():
+                cfg = dataclasses.replace(cfg, resume=False)  # this twin had not started
             result = fit(cfg)
             runs[name].append({"summary": result.summary, "history": result.history})
             models[name] = result.model
+            if not (out / "compare-config.json").is_file():  # the comparison has started: --resume finds it
+                config = {"attention": attention, "seeds": seeds, **base.to_dict()}
+                atomic_write_text(out / "compare-config.json", json.dumps(config, indent=1))
     device = resolve_device(base.device)
     input_size = tuple(runs["plain"][0]["summary"].get("input_size") or (3, 32, 32))
     report = _report(base, attention, runs, models, input_size, device)
@@ -91,6 +103,45 @@ def compare(base: TrainConfig, *, attention: str = "se", seeds: int = 1) -> dict
     atomic_write_text(out / "compare.md", render_markdown(report))
     plot_curves(runs, out / "curves.png", title=f"{base.model}: plain vs {attention}")
     return report
+
+
+def _compare_dir(base: TrainConfig) -> Path:
+    """The comparison's folder (default: a new ``runs/compare-<model>-<time>``, or on ``--resume`` the
+    newest comparison of the model); refuses to start over one that holds a comparison unless told to.
+
+    Raises:
+        FileExistsError: If the folder holds a comparison and neither resume nor force is set.
+        FileNotFoundError: On ``--resume`` when there is no comparison to resume.
+    """
+    stem = f"compare-{base.model}"
+    if base.out is None and base.resume:
+        out = newest_run_dir(stem, marker="compare-config.json")
+        if out is None:
+            raise FileNotFoundError(f"--resume: no comparison of {base.model} under {RUNS_ROOT}/; name it with --out")
+    else:
+        out = Path(base.out) if base.out is not None else new_run_dir(stem)
+    started = (out / "compare-config.json").is_file() or any(out.glob("plain-seed*"))
+    if base.resume and not started:
+        raise FileNotFoundError(f"--resume: {out} holds no comparison; start one without --resume")
+    if started and not (base.resume or base.force):
+        what = "a finished comparison" if (out / "compare.json").is_file() else "an unfinished comparison"
+        raise FileExistsError(f"{out} already holds {what}; pass --resume to continue it, --force to replace it, "
+                              "or another --out")  # fmt: skip
+    return out
+
+
+def _finished_run(cfg: TrainConfig) -> tuple[dict[str, Any], nn.Module] | None:
+    """The summary, history and trained model of a twin whose run had finished, or ``None``."""
+    run = Path(cfg.out)
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+        history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    stored = TrainConfig.from_dict(summary["config"])
+    model = build_model(stored, len(summary["classes"]))
+    load_weights(model, run / "model.safetensors")
+    return {"summary": summary, "history": history}, model
 
 
 def _report(
@@ -136,6 +187,7 @@ def _report(
             "inference_time": overhead("inference_images_per_second", inverse=True),
         },
         "accuracy_gain_points": 100.0 * (se["test_accuracy_mean"] - plain["test_accuracy_mean"]),
+        "out": base.out,
         "runs": {name: [r["summary"]["config"]["out"] for r in results] for name, results in runs.items()},
         "torch": torch.__version__,
         "device": str(device),
@@ -151,13 +203,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{report['epochs']} epochs, recipe `{report['recipe']}`, {report['seeds']} seed(s), "
         f"device {report['device']}.",
         "",
-        "| variant | test accuracy (mean ± sd) | params | multiply-adds | train img/s | inference img/s |",
+        f"| variant | test accuracy{' (mean ± sd)' if report['seeds'] > 1 else ''} | params | multiply-adds | "
+        "train img/s | inference img/s |",
         "|---|---|---|---|---|---|",
     ]
     for name, r in report["results"].items():
         macs = f"{r['macs'] / 1e6:,.1f} M" if r["macs"] else "n/a"
+        spread = f" ± {100 * r['test_accuracy_std']:.2f}" if report["seeds"] > 1 else ""
         lines.append(
-            f"| {name} | {100 * r['test_accuracy_mean']:.2f}% ± {100 * r['test_accuracy_std']:.2f} | "
+            f"| {name} | {100 * r['test_accuracy_mean']:.2f}%{spread} | "
             f"{r['params']:,} | {macs} | {r['train_images_per_second']:,.0f} | "
             f"{r['inference_images_per_second']:,.0f} |"
         )

@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .recipes import get_recipe
+from .recipes import default_recipe, get_recipe
+
+# Options a resumed run may change: where and how it runs, not what it computes (--epochs is checked apart).
+RESUMABLE_OPTIONS = frozenset(
+    {"out", "resume", "force", "progress", "device", "workers", "epochs", "given", "data_dir", "skip_corrupt"}
+)
+MIN_IMAGE_SIZE = 32  # every model of the zoo takes inputs from 32 px
+
+
+def default_workers() -> int:
+    """DataLoader workers for image folders: 4, or fewer when this process may use fewer CPUs."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(0, min(4, cpus))
 
 
 @dataclass
@@ -17,7 +34,8 @@ class TrainConfig:
         model: A registered model name.
         dataset: 'cifar10' (embedded), 'cifar100' (official archive) or the path of an image folder.
         data_dir: Where official archives are read from or downloaded to.
-        recipe: A recipe name (``senet.train.recipes``).
+        recipe: A recipe name (``senet.train.recipes``); ``None``: ``quick_cifar`` for CIFAR, ``quick_folder``
+            for an image folder.
         epochs, batch_size, lr, momentum, nesterov, weight_decay, schedule, milestones, warmup_epochs,
             label_smoothing: Optimisation; ``batch_size`` is per process, ``lr`` is not scaled.
         grad_clip: Clip the global gradient norm (``None``: off).
@@ -32,19 +50,22 @@ class TrainConfig:
         reduction: Override the SE reduction ratio r.
         drop_rate: Dropout before the classifier (``None``: the model's default).
         image_size: Crop size for image folders.
-        workers: DataLoader workers for image folders.
+        workers: DataLoader workers for image folders (``None``: up to 4, no more than the usable CPUs).
+        skip_corrupt: Image folders: replace unreadable images (and count them) instead of stopping.
         out: The run directory.
         resume: Continue the run in ``out`` from its last checkpoint.
         force: Start anew in a non-empty ``out``.
         eval_every: Evaluate on the test set every this many epochs (and after the last).
         progress: Show progress bars.
         data_order_seed: Seed of the data order (defaults to ``seed``), so that runs can share an order.
+        given: The options the user set explicitly (command-line names without dashes); a resume refuses
+            those that differ from the recorded run. Not saved.
     """
 
     model: str = "cifar_resnet20"
     dataset: str = "cifar10"
     data_dir: str | None = None
-    recipe: str = "quick_cifar"
+    recipe: str | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -67,7 +88,8 @@ class TrainConfig:
     reduction: float | None = None
     drop_rate: float | None = None
     image_size: int | None = None
-    workers: int = 4
+    workers: int | None = None
+    skip_corrupt: bool = False
     out: str = "runs/run"
     resume: bool = False
     force: bool = False
@@ -75,37 +97,72 @@ class TrainConfig:
     progress: bool = True
     data_order_seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    given: tuple[str, ...] = ()
 
     def resolve(self) -> TrainConfig:
         """Returns a copy with every ``None`` recipe field filled from the recipe, validated.
 
         Raises:
-            ValueError: On an unknown recipe or an invalid value.
+            ValueError: On an unknown recipe or an invalid value (one line naming the option).
         """
-        recipe = get_recipe(self.recipe)
+        recipe_name = self.recipe or default_recipe(self.dataset)
+        recipe = get_recipe(recipe_name)
         values = {k: (getattr(self, k) if getattr(self, k) is not None else v) for k, v in recipe.items()}
-        cfg = dataclasses.replace(self, **values)
+        cfg = dataclasses.replace(self, recipe=recipe_name, **values)
         if cfg.image_size is None:
             cfg.image_size = 224
         if cfg.data_order_seed is None:
             cfg.data_order_seed = cfg.seed
-        for name in ("epochs", "batch_size", "eval_every"):
-            if getattr(cfg, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
-        if cfg.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {cfg.lr}")
-        for name in ("subset", "test_subset"):
-            if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
-        if cfg.drop_rate is not None and not 0 <= cfg.drop_rate < 1:
-            raise ValueError(f"--drop-rate must be in [0, 1), got {cfg.drop_rate}")
-        if not 0 <= cfg.label_smoothing < 1:
-            raise ValueError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
+        if cfg.workers is None:
+            cfg.workers = default_workers()
+        cfg.validate()
         return cfg
+
+    def validate(self) -> None:
+        """Checks every value of a resolved configuration.
+
+        Raises:
+            ValueError: Naming the first invalid option, as ``--option``, and why.
+        """
+
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"--{name.replace('_', '-')} {why}, got {getattr(self, name)!r}")
+
+        for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip",
+                     "reduction", "drop_rate"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value)):
+                raise bad(name, "must be a finite number")
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) <= 0:
+                raise bad(name, "must be positive")
+        for name in ("subset", "test_subset", "grad_clip", "reduction"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise bad(name, "must be positive")
+        if self.lr <= 0:
+            raise bad("lr", "must be positive")
+        if not 0 <= self.momentum < 1:
+            raise bad("momentum", "must be in [0, 1)")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise bad("weight_decay" if self.weight_decay < 0 else "warmup_epochs", "must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise bad("label_smoothing", "must be in [0, 1)")
+        if self.drop_rate is not None and not 0 <= self.drop_rate < 1:
+            raise bad("drop_rate", "must be in [0, 1)")
+        milestones = tuple(self.milestones or ())
+        if not all(0 < m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
+            raise bad("milestones", "must be increasing fractions of training in (0, 1), e.g. 0.5 0.75")
+        if self.image_size < MIN_IMAGE_SIZE:
+            raise bad("image_size", f"must be at least {MIN_IMAGE_SIZE} (the smallest input the models take)")
+        if self.workers < 0:
+            raise bad("workers", "must be >= 0")
+        if self.seed < 0:
+            raise bad("seed", "must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as JSON-serialisable values."""
         d = dataclasses.asdict(self)
+        del d["given"]
         d["milestones"] = list(d["milestones"]) if d["milestones"] is not None else None
         return d
 

@@ -64,6 +64,15 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def broadcast_object(obj: object) -> object:
+    """Rank 0's ``obj`` on every process (``obj`` itself when not distributed)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     """Waits for every process (no-op when not distributed)."""
     if is_distributed():

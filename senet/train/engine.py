@@ -7,6 +7,7 @@ once per ``log_every`` steps, so the loop adds no synchronisation to the trainin
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -89,7 +90,8 @@ def train_one_epoch(
         (summed over all processes in a distributed run).
 
     Raises:
-        FloatingPointError: If the loss becomes NaN or infinite.
+        FloatingPointError: If the running loss becomes NaN or infinite, or explodes (checked every
+            ``log_every`` steps and at the end of the epoch).
     """
     options = options or StepOptions()
     model.train()
@@ -123,17 +125,17 @@ def train_one_epoch(
         seen += n
         loss_sum += loss.detach().double() * n
         correct += (logits.detach().argmax(1) == y).sum()
-        if progress is not None and step % options.log_every == 0:
+        if step % options.log_every == 0 or step == 1:  # one read of the running sums per log_every steps
             running = loss_sum.item() / seen
-            if running != running or running in (float("inf"), float("-inf")):
-                raise FloatingPointError(f"the training loss became {running} at step {step}; lower --lr?")
-            elapsed = time.perf_counter() - start
-            progress(step, {"loss": running, "acc": correct.item() / seen, "img/s": seen / elapsed, "lr": lr})
+            _check_loss(running, f"step {step}", lr, logits.shape[1])
+            if progress is not None:
+                elapsed = time.perf_counter() - start
+                progress(step, {"loss": running, "acc": correct.item() / seen, "img/s": seen / elapsed, "lr": lr})
     seconds = time.perf_counter() - start
     totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device)]))
     loss_total, correct_total, images = totals.tolist()
-    if images and loss_total != loss_total:
-        raise FloatingPointError("the training loss became NaN; lower --lr?")
+    if images:
+        _check_loss(loss_total / images, "the end of the epoch", lr, None)
     return {
         "loss": loss_total / max(images, 1),
         "accuracy": correct_total / max(images, 1),
@@ -142,6 +144,17 @@ def train_one_epoch(
         "images_per_second": images / seconds if seconds > 0 else 0.0,
         "lr": lr,
     }
+
+
+def _check_loss(loss: float, where: str, lr: float, num_classes: int | None) -> None:
+    """Raises ``FloatingPointError`` when the running mean loss is not finite, or has exploded: above
+    10 ln(K) for K classes, where an untrained network starts near ln(K)."""
+    exploded = num_classes is not None and loss > 10 * math.log(max(num_classes, 2))
+    if not math.isfinite(loss) or exploded:
+        raise FloatingPointError(
+            f"the training loss became {loss:.4g} at {where} (lr {lr:g}); lower --lr (e.g. --lr {lr / 4:g}) "
+            "or set --grad-clip"
+        )
 
 
 @torch.no_grad()

@@ -52,6 +52,7 @@ def build_data(
         test_subset=cfg.test_subset,
         seed=cfg.data_order_seed,
         image_size=cfg.image_size,
+        skip_corrupt=cfg.skip_corrupt,
         progress=cfg.progress and rank == 0,
     )
     common = dict(

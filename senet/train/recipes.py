@@ -5,6 +5,9 @@
   4-pixel pad-and-crop.
 - ``quick_cifar``: a CPU-friendly CIFAR recipe: few epochs, a one-cycle schedule with Nesterov momentum
   and a short warm-up, which reaches useful accuracy in minutes on a laptop.
+- ``quick_folder``: the default for image folders (ImageNet-style photos, trained from scratch): batch 64,
+  lr 0.05 with Nesterov momentum, half an epoch of warm-up, a cosine schedule and label smoothing 0.1.
+  Stable from the first step for ResNet and SE-ResNet, where ``quick_cifar``'s lr 0.2 diverges on photos.
 - ``paper_imagenet``: the paper's ImageNet recipe: SGD momentum 0.9, batch 1024 (on 8 GPUs), lr 0.6
   divided by 10 every 30 epochs, 100 epochs, 224 px random-resized crops and flips; weight decay 1e-4.
 """
@@ -39,6 +42,18 @@ RECIPES: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0.5,
         "label_smoothing": 0.0,
     },
+    "quick_folder": {
+        "epochs": 10,
+        "batch_size": 64,
+        "lr": 0.05,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 5e-5,
+        "schedule": "cosine",
+        "milestones": (0.5, 0.75),
+        "warmup_epochs": 0.5,
+        "label_smoothing": 0.1,
+    },
     "paper_imagenet": {
         "epochs": 100,
         "batch_size": 1024,
@@ -58,6 +73,15 @@ RECIPES: dict[str, dict[str, Any]] = {
 def list_recipes() -> list[str]:
     """The recipe names."""
     return sorted(RECIPES)
+
+
+CIFAR_DATASETS = ("cifar10", "cifar100")
+
+
+def default_recipe(dataset: str) -> str:
+    """The recipe a run on ``dataset`` uses unless told otherwise: ``quick_cifar`` for CIFAR-10/100,
+    ``quick_folder`` for an image folder."""
+    return "quick_cifar" if str(dataset).lower() in CIFAR_DATASETS else "quick_folder"
 
 
 def get_recipe(name: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,8 @@ from .engine import StepOptions, autocast, evaluate, train_one_epoch
 from .loaders import DataBundle, build_data
 from .logging import MetricsLogger, ProgressBar
 from .optim import build_optimizer, build_scheduler
-
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "model.safetensors", "checkpoints")
+from .recipes import default_recipe
+from .rundir import RunPlan, claim_run_dir, plan_run
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,7 +35,12 @@ def resolve_device(name: str) -> torch.device:
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
     return device
@@ -51,32 +55,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def prepare_run_dir(cfg: TrainConfig) -> Path:
-    """Creates the run directory, refusing to overwrite a previous run unless asked to.
-
-    Raises:
-        FileExistsError: If ``out`` holds a run and neither ``resume`` nor ``force`` is set.
-        FileNotFoundError: If ``resume`` is set and ``out`` holds no checkpoint.
-    """
-    out = Path(cfg.out)
-    taken = out.exists() and any((out / name).exists() for name in RUN_FILES)
-    if cfg.resume:
-        if latest_checkpoint(out) is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {out} to resume from")
-    elif taken and not cfg.force:
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or --force to start anew")
-    elif taken and cfg.force and dist.is_main_process():
-        for name in RUN_FILES:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    if dist.is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
@@ -116,17 +94,17 @@ def fit(cfg: TrainConfig) -> RunResult:
     """Trains ``cfg.model`` on ``cfg.dataset`` as ``cfg`` says; see ``senet train --help``.
 
     Writes config.json, metrics.jsonl (one line per epoch), checkpoints, model.safetensors and
-    summary.json into ``cfg.out`` (rank 0 only).
+    summary.json into ``cfg.out`` (rank 0 only; ``None``: a new folder ``runs/<model>-<time>``). The
+    folder is made only once the data and the model are ready.
 
     Raises:
-        ValueError: On an invalid configuration, model or dataset.
+        ValueError: On an invalid configuration, model or dataset, or a training loss that becomes
+            non-finite or explodes (naming the epoch and step).
         FileExistsError: If ``cfg.out`` holds a run and neither resume nor force is set.
     """
-    if cfg.resume:
-        cfg = _merge_resumed_config(cfg)
-    cfg = cfg.resolve()
-    device = resolve_device(cfg.device)
-    autocast(device, cfg.amp)  # an impossible precision fails here, before anything is written
+    checked = cfg.resolve()  # the options given are valid, before anything runs (a resume re-checks)
+    device = resolve_device(checked.device)
+    autocast(device, checked.amp)  # an impossible precision fails here, before anything is written
     tune_cpu_allocator()  # keep freed tensors' memory for reuse (page faults cost more than the math)
     owns_group = dist.init_from_env(device)
     finished = False
@@ -139,9 +117,27 @@ def fit(cfg: TrainConfig) -> RunResult:
             dist.cleanup(wait=finished)
 
 
+def start_line(cfg: TrainConfig, given_recipe: bool) -> str:
+    """The run's first line: the model, the data, the recipe (and why) and the main settings."""
+    kind = "CIFAR" if default_recipe(cfg.dataset) == "quick_cifar" else "image folders"
+    why = "" if given_recipe else f" (the default for {kind})"
+    label = cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
+    processes = f" x {dist.world_size()} processes" if dist.world_size() > 1 else ""
+    return (
+        f"{label} on {cfg.dataset}: recipe {cfg.recipe}{why}, {cfg.epochs} epochs, batch {cfg.batch_size}"
+        f"{processes}, lr {cfg.lr:g} ({cfg.schedule}); run in {cfg.out}"
+    )
+
+
 def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     main = dist.is_main_process()
-    out = prepare_run_dir(cfg)
+    cfg, plan = plan_run(cfg)
+    given_recipe = "recipe" in cfg.given or cfg.resume
+    cfg = cfg.resolve()
+    if main:
+        for note in plan.notes:
+            print(note, flush=True)
+        print(start_line(cfg, given_recipe), flush=True)
     seed_everything(cfg.seed)
     data: DataBundle = build_data(cfg, device, rank=dist.rank(), world_size=dist.world_size())
     model = build_model(cfg, data.num_classes).to(device)
@@ -159,12 +155,10 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         milestones=tuple(cfg.milestones),
     )
     start_epoch, history = 0, []
-    if cfg.resume:
-        ckpt = latest_checkpoint(out)
-        meta = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
+    if plan.checkpoint is not None:
+        meta = load_checkpoint(plan.checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
         start_epoch, history = meta["epoch"], meta.get("history", [])
-    elif main:
-        atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    out = _claim(plan, cfg, main)
     train_model: nn.Module = model
     if dist.is_distributed():
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -174,18 +168,22 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     options = StepOptions(amp=cfg.amp, grad_clip=cfg.grad_clip, channels_last=cfg.channels_last)
     logger = MetricsLogger(out / "metrics.jsonl", enabled=main, tensorboard_dir=out / "tensorboard")
-    if cfg.resume:
+    if plan.checkpoint is not None:
         logger.rewrite(history)
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
+    label = cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
     for epoch in range(start_epoch, cfg.epochs):
         data.train.set_epoch(epoch)
-        label = cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
         bar = ProgressBar(len(data.train), f"{label} epoch {epoch + 1}/{cfg.epochs}", enabled=main and cfg.progress)
-        train = train_one_epoch(
-            train_model, data.train, optimizer, loss_fn, device=device, scheduler=scheduler,
-            scaler=scaler, options=options, progress=bar.update,
-        )
-        bar.close()
+        try:
+            train = train_one_epoch(
+                train_model, data.train, optimizer, loss_fn, device=device, scheduler=scheduler,
+                scaler=scaler, options=options, progress=bar.update,
+            )
+        except FloatingPointError as e:  # one line, nothing written for this epoch
+            raise ValueError(f"epoch {epoch + 1}: {e}") from None
+        finally:
+            bar.close()
         dist.sync_buffers(model)
         train_seconds += train["seconds"]
         record: dict[str, Any] = {
@@ -205,10 +203,10 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         history.append(record)
         logger.log(record)
         if main and cfg.progress:
-            test = f", test accuracy {record['test_accuracy']:.4f}" if "test_accuracy" in record else ""
+            test = f", test accuracy {100 * record['test_accuracy']:.2f}%" if "test_accuracy" in record else ""
             print(
                 f"{label} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, "
-                f"accuracy {record['train_accuracy']:.4f}{test} ({record['train_images_per_second']:.0f} img/s)",
+                f"accuracy {100 * record['train_accuracy']:.2f}%{test} ({record['train_images_per_second']:.0f} img/s)",
                 flush=True,
             )
         if main:
@@ -253,22 +251,14 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else 0.0
 
 
-def _merge_resumed_config(cfg: TrainConfig) -> TrainConfig:
-    """On --resume the stored configuration wins, except for the directory, an explicit --epochs and the device.
-
-    Raises:
-        ValueError: If the stored run trained another model.
-    """
-    path = Path(cfg.out) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: {path} is missing; is {cfg.out} a senet run directory?")
-    stored = TrainConfig.from_dict(json.loads(path.read_text()))
-    if stored.model != cfg.model:
-        raise ValueError(f"--resume: {cfg.out} holds a run of {stored.model!r}, not {cfg.model!r}")
-    if cfg.epochs is not None:
-        stored.epochs = cfg.epochs
-    stored.out, stored.device, stored.resume, stored.progress = cfg.out, cfg.device, True, cfg.progress
-    return stored
+def _claim(plan: RunPlan, cfg: TrainConfig, main: bool) -> Path:
+    """Makes the run directory (rank 0) and records the configuration; the other ranks wait for it."""
+    if main:
+        claim_run_dir(plan)
+        if plan.checkpoint is None or "epochs" in cfg.given:  # a new run, or a resume that changed --epochs
+            atomic_write_text(plan.out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    dist.barrier()
+    return plan.out
 
 
 def find_weights(path: Path) -> tuple[Path, Path]:
@@ -280,6 +270,11 @@ def find_weights(path: Path) -> tuple[Path, Path]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
+    if path.is_file():  # RUN/model.safetensors or RUN/checkpoints/epoch_NNNN/model.safetensors
+        for run_dir in (path.parent, path.parent.parent.parent):
+            if (run_dir / "config.json").is_file():
+                return path, run_dir
+        raise FileNotFoundError(f"{path} is not inside a senet run (no config.json beside it or above its checkpoint)")
     if (path / "model.safetensors").is_file() and (path / "config.json").is_file():
         return path / "model.safetensors", path
     if (path / "model.safetensors").is_file() and (path.parent.parent / "config.json").is_file():
@@ -290,37 +285,62 @@ def find_weights(path: Path) -> tuple[Path, Path]:
     raise FileNotFoundError(f"{path} holds no senet weights (model.safetensors + config.json, or checkpoints/)")
 
 
+ALL = 0  # test_subset value meaning "the whole held-out split"
+
+
 def evaluate_checkpoint(
     path: Path, *, dataset: str | None = None, data_dir: str | None = None, device: str = "auto",
-    batch_size: int = 256,
+    batch_size: int = 256, test_subset: int | None = None,
 ) -> dict[str, Any]:
     """Evaluates the weights of a run (its final weights, else its newest checkpoint).
 
     Args:
-        path: A run directory (or a checkpoint directory inside one).
+        path: A run directory, a checkpoint directory inside one, or a weights file of either.
         dataset: Evaluate on this data set instead of the run's own.
         data_dir: Where official archives are.
         device: 'auto', 'cpu' or 'cuda'.
         batch_size: Evaluation batch size.
+        test_subset: Evaluate on a class-balanced subset of this many held-out images; ``ALL`` (0): the
+            whole split; ``None``: the run's own test subset on its own data set, the whole split otherwise.
 
     Returns:
-        ``evaluate``'s metrics plus 'model', 'dataset', 'classes' and 'weights'.
+        ``evaluate``'s metrics plus 'model', 'dataset', 'classes', 'weights' and 'class_images' (held-out
+        images per class); a class with no held-out image has accuracy ``None``.
 
     Raises:
         FileNotFoundError: If ``path`` holds no weights.
-        ValueError: If the weights do not fit the run's model or the data set's classes.
+        ValueError: If the weights do not fit the run's model or the data set's classes, or an option is
+            invalid.
     """
     from ..train.checkpoint import load_weights
 
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {batch_size}")
+    if test_subset is not None and test_subset < 0:
+        raise ValueError(f"--test-subset must be positive (or 0 for all), got {test_subset}")
+    dev = resolve_device(device)
     weights, run_dir = find_weights(path)
-    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    try:
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{run_dir / 'config.json'} is not a readable run configuration ({e})") from None
+    own_data = dataset is None or dataset == cfg.dataset
     cfg.dataset = dataset or cfg.dataset
     cfg.data_dir = data_dir or cfg.data_dir
+    if test_subset is not None:
+        cfg.test_subset = None if test_subset == ALL else test_subset
+    elif not own_data:
+        cfg.test_subset = None
     cfg.subset, cfg.batch_size, cfg.device = None, batch_size, device
     cfg = cfg.resolve()
-    dev = resolve_device(device)
     data = build_data(cfg, dev, rank=0, world_size=1, train=False)
     model = build_model(cfg, data.num_classes).to(dev)
     load_weights(model, weights)
     metrics = evaluate(model, data.test, num_classes=data.num_classes, device=dev)
-    return {"model": cfg.model, "dataset": cfg.dataset, "classes": data.classes, "weights": str(weights), **metrics}
+    support = [sum(row) for row in metrics["confusion"]]
+    accuracies = metrics["per_class_accuracy"]
+    metrics["per_class_accuracy"] = [acc if n else None for acc, n in zip(accuracies, support, strict=True)]
+    return {
+        "model": cfg.model, "dataset": cfg.dataset, "classes": data.classes, "weights": str(weights),
+        "class_images": support, **metrics,
+    }  # fmt: skip
