@@ -52,7 +52,7 @@ class TrainConfig:
         image_size: Crop size for image folders.
         workers: DataLoader workers for image folders (``None``: up to 4, no more than the usable CPUs).
         skip_corrupt: Image folders: replace unreadable images (and count them) instead of stopping.
-        out: The run directory.
+        out: The run directory (``None``: a new ``runs/<model>-<time>``, or on resume the newest run of the model).
         resume: Continue the run in ``out`` from its last checkpoint.
         force: Start anew in a non-empty ``out``.
         eval_every: Evaluate on the test set every this many epochs (and after the last).
@@ -90,7 +90,7 @@ class TrainConfig:
     image_size: int | None = None
     workers: int | None = None
     skip_corrupt: bool = False
-    out: str = "runs/run"
+    out: str | None = None
     resume: bool = False
     force: bool = False
     eval_every: int = 1

@@ -97,7 +97,7 @@ def train_one_epoch(
     model.train()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    seen = 0
+    seen, num_classes = 0, None
     start = time.perf_counter()
     lr = optimizer.param_groups[0]["lr"]
     for step, (x, y) in enumerate(loader, 1):
@@ -127,7 +127,8 @@ def train_one_epoch(
         correct += (logits.detach().argmax(1) == y).sum()
         if step % options.log_every == 0 or step == 1:  # one read of the running sums per log_every steps
             running = loss_sum.item() / seen
-            _check_loss(running, f"step {step}", lr, logits.shape[1])
+            num_classes = logits.shape[1]
+            _check_loss(running, f"step {step}", lr, num_classes)
             if progress is not None:
                 elapsed = time.perf_counter() - start
                 progress(step, {"loss": running, "acc": correct.item() / seen, "img/s": seen / elapsed, "lr": lr})
@@ -135,7 +136,7 @@ def train_one_epoch(
     totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device)]))
     loss_total, correct_total, images = totals.tolist()
     if images:
-        _check_loss(loss_total / images, "the end of the epoch", lr, None)
+        _check_loss(loss_total / images, "the end of the epoch", lr, num_classes)
     return {
         "loss": loss_total / max(images, 1),
         "accuracy": correct_total / max(images, 1),

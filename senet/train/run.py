@@ -240,10 +240,24 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "config": cfg.to_dict(),
     }
+    skipped = _skipped_images(data)
+    if skipped:
+        summary["skipped_images"] = skipped
+    if main and skipped:
+        print(f"skipped {len(skipped)} unreadable image(s) (--skip-corrupt), e.g. {skipped[0]}; all are listed in "
+              f"{out / 'summary.json'}", flush=True)  # fmt: skip
     if main:
         save_weights(model, out / "model.safetensors", metadata={"model": cfg.model})
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return RunResult(summary, history, model)
+
+
+def _skipped_images(data: DataBundle) -> list[str]:
+    """The unreadable images skipped by ``--skip-corrupt`` (image folders; recorded across workers)."""
+    files: list[str] = []
+    for loader in (data.train, data.test):
+        files += getattr(getattr(loader, "dataset", None), "corrupt_files", [])
+    return sorted(set(files))
 
 
 def _mean(values: list[float]) -> float:
