@@ -7,24 +7,38 @@
     >>> model = senet.create_model("se_resnet50")          # or "resnet50", attention="eca", ...
     >>> round(senet.profile(model).macs / 1e9, 2)          # multiply-adds at 224 px
     3.87
+
+The names below are imported on first use, so that ``import senet.cli.main`` (and ``senet --help``)
+does not import torch.
 """
 
-from .layers import (
-    CBAM,
-    ChannelSpatialSqueezeExcite,
-    CoordAttention,
-    EffectiveSqueezeExcite,
-    EfficientChannelAttention,
-    SpatialSqueezeExcite,
-    SqueezeExcite,
-    create_attention,
-    list_attention,
-    register_attention,
-)
-from .models import create_model, list_models, register_model
-from .profiler import profile
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_LAZY = {
+    "CBAM": "senet.layers",
+    "ChannelSpatialSqueezeExcite": "senet.layers",
+    "CoordAttention": "senet.layers",
+    "EffectiveSqueezeExcite": "senet.layers",
+    "EfficientChannelAttention": "senet.layers",
+    "SpatialSqueezeExcite": "senet.layers",
+    "SqueezeExcite": "senet.layers",
+    "create_attention": "senet.layers",
+    "list_attention": "senet.layers",
+    "register_attention": "senet.layers",
+    "create_model": "senet.models",
+    "list_models": "senet.models",
+    "register_model": "senet.models",
+    "profile": "senet.profiler",
+}
+
+# Subpackages reachable as attributes without an import of their own (``senet.models.create_model``).
+_SUBPACKAGES = ("bench", "cli", "data", "layers", "models", "profiler", "train", "utils")
 
 __all__ = [
     "CBAM",
@@ -43,3 +57,34 @@ __all__ = [
     "register_attention",
     "register_model",
 ]
+
+if TYPE_CHECKING:
+    from .layers import (
+        CBAM,
+        ChannelSpatialSqueezeExcite,
+        CoordAttention,
+        EffectiveSqueezeExcite,
+        EfficientChannelAttention,
+        SpatialSqueezeExcite,
+        SqueezeExcite,
+        create_attention,
+        list_attention,
+        register_attention,
+    )
+    from .models import create_model, list_models, register_model
+    from .profiler import profile
+
+
+def __getattr__(name: str) -> Any:
+    """Imports a public name (``senet.SqueezeExcite``, ...) or a subpackage on first use, and caches it."""
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"senet.{name}")  # the import binds it in the package
+    if name not in _LAZY:
+        raise AttributeError(f"module 'senet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))

@@ -207,6 +207,8 @@ def test_options_are_validated():
         BenchOptions(suite="nope")
     with pytest.raises(ValueError, match="threads"):
         BenchOptions(threads=0)
+    with pytest.raises(ValueError, match="device must be cpu, cuda or cuda:N"):
+        BenchOptions(device="bogus")
     assert BenchOptions(suite="all").suites == ["se", "network", "engine", "compile"]
 
 
@@ -242,5 +244,6 @@ def test_cli_quick_se_writes_a_record(tmp_path, capsys):
 
 
 def test_cli_rejects_unknown_suite(capsys):
-    with pytest.raises(SystemExit):
-        main(["bench", "--suite", "nope"])
+    assert main(["bench", "--suite", "nope"]) == 2  # argparse's refusal, as one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("senet bench: error: argument --suite: invalid choice: 'nope'")

@@ -101,6 +101,9 @@ def test_fused_scale_counts_like_the_module():
     plain, fused = profile(TinyNet(), (3, 8, 8)), profile(TinyNet(fused=True), (3, 8, 8))
     assert fused.macs == plain.macs and fused.attention.macs == plain.attention.macs
     assert fused.layer("se").total.macs == plain.layer("se").total.macs
+    # and its bytes: the scaled map s * u (SE's) and the sum (the network's), as the module's x * s and the +
+    assert fused.activation_bytes == plain.activation_bytes
+    assert fused.layer("se").total.activation_bytes == plain.layer("se").total.activation_bytes
 
 
 def test_unregistered_module_with_attention_label_counts_its_pooling():

@@ -110,3 +110,38 @@ def test_residual_networks_profile_the_fused_scale(name):
     # exact equality above is the profiler charging that ``addcmul`` to SE.
     calls = _se_forward_inputs(_meta(name))
     assert calls and all(shapes == [] for shapes in calls.values())
+
+
+# (SE network, its plain twin): a residual family with the scale fused into the residual sum (addcmul,
+# in place at inference), the CIFAR variant of it, and a family whose SE runs its own forward.
+ACTIVATION_PAIRS = [
+    ("se_resnet50", "resnet50"), ("se_cifar_resnet20", "cifar_resnet20"), ("se_mobilenet_v1", "mobilenet_v1"),
+]  # fmt: skip
+
+
+def _scale_bytes(name: str, input_size: tuple[int, int, int]) -> int:
+    """The bytes of SE's scaled feature maps s * u (one per block, float32), from the textbook twin's inputs."""
+    model = _meta(name, attention_kwargs={"fast": False})
+    seen: list[tuple[int, ...]] = []
+    handles = [m.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
+               for m in model.attention_modules().values()]  # fmt: skip
+    with torch.no_grad():
+        model.eval()(torch.empty(1, *input_size, device="meta"))
+    for h in handles:
+        h.remove()
+    return sum(4 * n * c * h * w for n, c, h, w in seen)
+
+
+@pytest.mark.parametrize(("se_name", "plain_name"), ACTIVATION_PAIRS)
+def test_se_networks_count_every_activation_of_the_plain_network_and_their_own(se_name, plain_name):
+    # SE adds tensors (the scale s * u, the gate); it removes none. The fused inference path writes the
+    # scaled sum over BN's output in place: the profiler still counts the scale and the sum it stands for.
+    size = get_model_entry(se_name).input_size
+    se, plain = (profile(_meta(n), input_size=size) for n in (se_name, plain_name))
+    textbook = profile(_meta(se_name, attention_kwargs={"fast": False}), input_size=size)
+    assert se.activation_bytes > plain.activation_bytes
+    assert se.activation_bytes - plain.activation_bytes == se.attention.activation_bytes  # SE's extra, all of it
+    assert se.attention.activation_bytes > _scale_bytes(se_name, size)  # the scaled maps, and the gates besides
+    assert (se.activation_bytes, se.attention.activation_bytes) == (
+        textbook.activation_bytes, textbook.attention.activation_bytes
+    )  # the fast path counts like the module's own forward

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,10 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def _skipped(config: dict[str, Any]) -> str:
+    return f"; left out by --quick: {', '.join(config['skipped'])}" if config.get("skipped") else ""
+
+
 def record_markdown(record: dict[str, Any], suites: list[SuiteResult]) -> str:
     """The whole record in markdown: when, what code, which machine, then every suite."""
     machine, code = record["machine"], record["code"]
@@ -100,13 +105,35 @@ def record_markdown(record: dict[str, Any], suites: list[SuiteResult]) -> str:
         f"after {record.get('load_average_after')}; other processes used "
         f"{_percent(machine.get('other_cpu_load_before'))} of the CPUs just before",
         f"- settings: device {record['config']['device']}, {record['config']['threads']} threads, "
-        f"dtype {record['config']['dtype']}",
+        f"dtype {record['config']['dtype']}{_skipped(record['config'])}",
         "- times are medians (ms); rounds are interleaved, so each round pairs the contenders: a ratio is the "
         "median of the per-round ratios, with their interquartile range in parentheses",
     ]
     for suite in suites:
         lines += ["", suite_markdown(suite)]
     return "\n".join(lines) + "\n"
+
+
+def check_writable(out: str | os.PathLike) -> Path:
+    """Creates the folder ``out`` if needed and checks that a file can be written in it (a probe, removed).
+
+    Run before a benchmark, so that a folder that cannot take the record fails in a second, not after
+    minutes of measurements.
+
+    Returns:
+        The folder.
+
+    Raises:
+        OSError: If the folder cannot be created or written to, saying why in one line.
+    """
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".senet-write-probe-"):
+            pass
+    except OSError as e:
+        raise OSError(f"cannot write the records to {str(folder)!r}: {e.strerror or e}") from None
+    return folder
 
 
 def write_record(out: str | os.PathLike, stem: str, record: dict[str, Any], markdown: str) -> tuple[Path, Path]:

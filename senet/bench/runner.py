@@ -11,13 +11,16 @@ from typing import Any
 
 import torch
 
+from .._choices import BENCH_SUITES
 from ..utils.allocator import tune_cpu_allocator
 from .environment import CpuMonitor, code_version, machine_info, other_cpu_load
-from .report import record_markdown, suite_markdown, write_record
+from .report import check_writable, record_markdown, suite_markdown, write_record
 from .result import SuiteResult
 
 # Suite name -> module in senet.bench holding `run(options) -> SuiteResult`, in the order `all` runs them.
-SUITES: dict[str, str] = {"se": "se_block", "network": "network", "engine": "engine", "compile": "compile"}
+SUITES: dict[str, str] = dict(zip(BENCH_SUITES, ("se_block", "network", "engine", "compile"), strict=True))
+# Left out of `--suite all --quick`: compiling two ResNet-50s takes minutes at any input size.
+QUICK_SKIPS = ("compile",)
 BUSY = 0.1  # above this share of the CPUs used by other processes, a suite's timings are flagged
 
 
@@ -27,7 +30,8 @@ class BenchOptions:
 
     Attributes:
         suite: A name of ``SUITES`` or 'all'.
-        quick: Few repeats and small shapes: a smoke run, not a measurement.
+        quick: Few repeats and small shapes: a smoke run, not a measurement. With ``suite='all'`` it
+            leaves out the suites of ``QUICK_SKIPS`` (compile).
         device: 'cpu' or 'cuda' (or 'cuda:N').
         threads: ``torch.set_num_threads`` for the run.
         repeats: Override every suite's number of interleaved rounds.
@@ -52,15 +56,26 @@ class BenchOptions:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.repeats is not None and self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
-        device = torch.device(self.device)
-        if device.type not in ("cpu", "cuda"):
-            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            device = None
+        if device is None or device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for but no CUDA device is available")
 
     @property
     def suites(self) -> list[str]:
-        return list(SUITES) if self.suite == "all" else [self.suite]
+        """The suites to run, in order."""
+        if self.suite != "all":
+            return [self.suite]
+        return [s for s in SUITES if not (self.quick and s in QUICK_SKIPS)]
+
+    @property
+    def skipped(self) -> list[str]:
+        """The suites ``suite='all'`` leaves out (under ``quick``)."""
+        return [s for s in SUITES if self.suite == "all" and s not in self.suites]
 
     def rounds(self, full: int, quick: int) -> int:
         """The number of rounds of a measurement: ``repeats`` if given, else ``quick`` or ``full``."""
@@ -86,7 +101,12 @@ def run_benchmarks(options: BenchOptions, *, echo: Callable[[str], None] | None 
 
     Returns:
         The :class:`BenchRecord`.
+
+    Raises:
+        OSError: If ``options.out`` cannot be written to (checked before anything runs).
     """
+    if options.out is not None:
+        check_writable(options.out)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     allocator_tuned = tune_cpu_allocator()  # the same for every contender; see senet.utils.allocator
@@ -96,12 +116,16 @@ def run_benchmarks(options: BenchOptions, *, echo: Callable[[str], None] | None 
             "suite": options.suite,
             "started": _iso(started),
             "config": {
-                **asdict(options), "dtype": "float32", "suites": options.suites, "allocator_tuned": allocator_tuned,
+                **asdict(options), "dtype": "float32", "suites": options.suites, "skipped": options.skipped,
+                "allocator_tuned": allocator_tuned,
             },
             "machine": {**machine_info(options.device), "other_cpu_load_before": other_cpu_load()},
             "code": code_version(),
         }
         suites = []
+        if options.skipped and echo is not None:
+            echo(f"--quick leaves out the {', '.join(options.skipped)} suite (minutes of compilation); "
+                 "`--suite compile` runs it.\n")  # fmt: skip
         for name in options.suites:
             module = importlib.import_module(f"senet.bench.{SUITES[name]}")
             start, monitor = time.perf_counter(), CpuMonitor().start()

@@ -9,14 +9,27 @@ ORDER = 90
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="show the SE block at work on a random feature map")
-    p.add_argument("--channels", type=int, default=256)
-    p.add_argument("--reduction", type=float, default=16)
-    p.add_argument("--size", type=int, default=56)
+    """Adds the ``demo`` command."""
+    p = sub.add_parser(
+        "demo",
+        help="show the SE block at work on a random feature map",
+        description="Builds one SE block, runs it on a random batch of 8 feature maps and prints its parameter "
+        "count (with the paper's formula), the gate's statistics and the forward time.",
+    )
+    p.add_argument("--channels", type=int, default=256, help="C, the feature map's channels (default: 256)")
+    p.add_argument("--reduction", type=float, default=16, help="r, the SE reduction ratio (default: 16)")
+    p.add_argument("--size", type=int, default=56, help="H = W, the feature map's side in pixels (default: 56)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Runs ``senet demo``; returns the exit code."""
+    for name in ("channels", "size"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.reduction <= 0:
+        raise ValueError(f"--reduction must be positive, got {args.reduction:g}")
+
     import torch
 
     from ..layers import SqueezeExcite

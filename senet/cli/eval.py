@@ -9,6 +9,7 @@ ORDER = 21
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Adds the ``eval`` command."""
     p = sub.add_parser(
         "eval",
         help="evaluate a trained run: accuracy, per-class accuracy, confusion matrix",

@@ -11,6 +11,7 @@ import importlib
 import os
 import pkgutil
 import sys
+from typing import NoReturn
 
 from .. import __version__
 
@@ -19,9 +20,20 @@ class UserError(Exception):
     """An error whose message is all the user needs (printed as one line, exit code 2)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like the commands' own (usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Builds the parser with every command found in ``senet.cli``."""
-    parser = argparse.ArgumentParser(
+    """Builds the parser with every command found in ``senet.cli``.
+
+    Building it imports no torch: each command's ``register`` only declares its options (their choices
+    come from ``senet._choices``), and its ``run`` imports what the work needs.
+    """
+    parser = _Parser(
         prog="senet",
         description="Squeeze-and-Excitation networks: build, profile, train, compare and benchmark.",
     )
@@ -43,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a malformed command line (one line on stderr)
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

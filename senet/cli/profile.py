@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .._choices import FORMATS, PLACEMENTS
 
 ORDER = 20
 
@@ -17,19 +20,17 @@ class ProfileCommand:
 
     model: str | None
     paper: bool
-    input_size: tuple[int, ...]
+    input_size: tuple[int, int, int] | None  # None: the model's natural input
     batch_size: int
     create_kwargs: tuple[tuple[str, Any], ...]
     fmt: str
     depth: int | None
     out: Path | None
+    force: bool
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``profile`` command."""
-    from ..models.registry import PLACEMENTS
-    from ..profiler.render import FORMATS
-
     p = sub.add_parser(
         "profile",
         help="count parameters, multiply-adds and activation memory (per layer, total, SE share)",
@@ -41,16 +42,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", nargs="?", help="a registered model name (see `senet list`)")
     p.add_argument("--paper", action="store_true", help="compare with the paper's GFLOPs and parameter counts")
-    p.add_argument("--input-size", type=int, nargs="+", metavar="N", help="one sample's shape (default: 3 224 224)")
+    p.add_argument(
+        "--input-size", type=int, nargs="+", metavar="N",
+        help="one sample's shape C H W; the network is built for C channels (default: the model's own, see "
+        "`senet list`: 3 32 32 for the CIFAR networks, 3 224 224 for most)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=1, help="batch size of the profiled pass (default: 1)")
     p.add_argument("--attention", help="attention module name, or 'none' for the plain network")
     p.add_argument("--reduction", type=float, help="SE reduction ratio r")
-    p.add_argument("--se-stages", type=int, nargs="+", metavar="STAGE", help="stages carrying SE (stem = 1)")
+    p.add_argument("--se-stages", type=int, nargs="+", metavar="STAGE", help="stages carrying SE (the stem is stage 1)")
     p.add_argument("--se-placement", choices=PLACEMENTS, help="where SE sits in a residual block")
-    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: table)")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.add_argument("--depth", type=int, help="show modules down to this depth (rows hold subtree totals)")
-    p.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    p.add_argument("--out", type=Path, help="write to this file, not standard output (an existing one needs --force)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.set_defaults(func=run)
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.json and args.format not in (None, "json"):
+        raise ValueError(f"--json and --format {args.format} disagree; give one of them")
+    return "json" if args.json else args.format or "table"
+
+
+def _input_size(values: list[int] | None) -> tuple[int, int, int] | None:
+    if values is None:
+        return None
+    if len(values) != 3 or any(v <= 0 for v in values):
+        given = " ".join(map(str, values))
+        raise ValueError(f"--input-size takes three positive numbers C H W (e.g. 3 224 224), got {given}")
+    return values[0], values[1], values[2]
+
+
+def _out(args: argparse.Namespace) -> Path | None:
+    """The output file, checked before any work: its folder exists, and it does not (unless --force)."""
+    if args.out is None:
+        return None
+    if args.out.is_dir():
+        raise IsADirectoryError(f"--out {args.out} is a folder; give a file name")
+    if not args.out.parent.is_dir():
+        raise FileNotFoundError(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    if args.out.exists() and not args.force:
+        raise FileExistsError(f"--out {args.out} exists; add --force to replace it")
+    return args.out
 
 
 def _command(args: argparse.Namespace) -> ProfileCommand:
@@ -58,10 +93,16 @@ def _command(args: argparse.Namespace) -> ProfileCommand:
         raise ValueError("give a model name or --paper (one of the two)")
     if args.depth is not None and args.depth < 0:
         raise ValueError(f"--depth must be >= 0, got {args.depth}")
+    if args.batch_size <= 0:
+        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.force and args.out is None:
+        raise ValueError("--force only applies to --out")
     kwargs: dict[str, Any] = {}
     if args.attention is not None:
         kwargs["attention"] = None if args.attention.lower() == "none" else args.attention
     if args.reduction is not None:
+        if args.reduction <= 0:
+            raise ValueError(f"--reduction must be positive, got {args.reduction:g}")
         kwargs["reduction"] = int(args.reduction) if args.reduction.is_integer() else args.reduction
     if args.se_stages is not None:
         kwargs["se_stages"] = tuple(args.se_stages)
@@ -69,16 +110,32 @@ def _command(args: argparse.Namespace) -> ProfileCommand:
         kwargs["se_placement"] = args.se_placement
     if args.paper and (kwargs or args.input_size or args.batch_size != 1 or args.depth is not None):
         raise ValueError("--paper takes no model, input or depth options (each row sets its own)")
+    input_size = _input_size(args.input_size)
+    if input_size is not None:
+        kwargs["in_chans"] = input_size[0]  # the network is built for the input's channels
     return ProfileCommand(
         model=args.model,
         paper=args.paper,
-        input_size=tuple(args.input_size or (3, 224, 224)),
+        input_size=input_size,
         batch_size=args.batch_size,
         create_kwargs=tuple(kwargs.items()),
-        fmt=args.format,
+        fmt=_format(args),
         depth=args.depth,
-        out=args.out,
+        out=_out(args),
+        force=args.force,
     )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file in the same folder: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # created like any file (the umask applies)
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,13 +148,24 @@ def run(args: argparse.Namespace) -> int:
         progress = (lambda line: print(line, file=sys.stderr, flush=True)) if sys.stderr.isatty() else None
         text = format_comparison(compare_with_paper(progress=progress), command.fmt)
     else:
-        report = profile_model(
-            command.model, command.input_size, batch_size=command.batch_size, **dict(command.create_kwargs)
-        )
+        options = dict(command.create_kwargs)
+        try:
+            report = profile_model(command.model, command.input_size, batch_size=command.batch_size, **options)
+        except RuntimeError as e:
+            if command.input_size is None:
+                raise
+            shape = "x".join(map(str, command.input_size))
+            raise ValueError(f"{command.model} cannot take a {shape} input: {str(e).splitlines()[0]}") from None
+        se_options = [f"--{k.replace('_', '-')}" for k in ("reduction", "se_stages", "se_placement") if k in options]
+        if se_options and not report.attention_modules():
+            options_given = ", ".join(se_options)
+            raise ValueError(f"{options_given} need attention; {command.model} has none here (add --attention se)")
         text = report.format(command.fmt, command.depth)
     if command.out is None:
         print(text)
-    else:
-        command.out.write_text(text + "\n")
-        print(f"wrote {command.out}")
+        return 0
+    if command.out.exists() and not command.force:  # appeared while profiling
+        raise FileExistsError(f"--out {command.out} exists; add --force to replace it")
+    _write_atomically(command.out, text + "\n")
+    print(f"wrote {command.out}")
     return 0

@@ -40,6 +40,9 @@ class SENetModel(nn.Module):
     num_features: int
     num_classes: int
     drop_rate: float = 0.0
+    # The natural input (C, H, W): set by ``create_model`` from the registry ((3, 32, 32) for the CIFAR
+    # networks); ``senet.profile`` uses it when given no ``input_size``.
+    default_input_size: tuple[int, int, int] = (3, 224, 224)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Runs the stem and all stages: (N, in_chans, H, W) -> (N, num_features, h, w)."""

@@ -242,6 +242,8 @@ class CifarResNet(SENetModel):
         ValueError: On an invalid config or placement.
     """
 
+    default_input_size = (3, 32, 32)  # CIFAR images
+
     def __init__(
         self,
         config: CifarResNetConfig,

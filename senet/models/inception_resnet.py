@@ -169,7 +169,7 @@ class InceptionResNetV2(SENetModel):
         attn: Which attention, in which stages, with which arguments (``None``: none).
     """
 
-    default_input_size = DEFAULT_INPUT_SIZE
+    default_input_size = (3, DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
     min_input_size = MIN_INPUT_SIZE
 
     def __init__(

@@ -159,7 +159,7 @@ class MobileNetV3(SENetModel):
             layers = []
             for b, (kernel, expanded, out, use_se, act, stride) in enumerate(blocks, start=1):
                 expanded, out = width(expanded), width(out)
-                attention = attn.create(expanded, stage, b) if use_se else None
+                attention = attn.create(expanded, stage, b) if use_se else attn.absent(stage)  # a stage even without SE
                 layers.append(
                     InvertedResidual(
                         channels, expanded, out, kernel_size=kernel, stride=stride, act=_ACTS[act],

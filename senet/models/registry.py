@@ -8,18 +8,18 @@ plain network, exactly.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import inspect
+import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
+from .._choices import PLACEMENTS
+from .._validation import did_you_mean
 from ..layers.registry import AttentionSpec, get_attention
-
-PLACEMENTS = ("standard", "pre", "post", "identity", "after_3x3")
 
 
 class _Default:
@@ -39,21 +39,29 @@ class AttentionConfig:
         kwargs: Keyword arguments for the attention module (``reduction`` among them).
         stages: The paper's stage numbers that carry attention (the stem is stage 1); ``None``: all.
         placement: Where in a residual block: 'standard', 'pre', 'post', 'identity' or 'after_3x3'.
+        stages_seen: The stages the builder asked about (``create``, ``absent``): the network's stages,
+            against which ``create_model`` checks ``se_stages``.
     """
 
     attention: AttentionSpec = None
     kwargs: tuple[tuple[str, Any], ...] = ()
     stages: tuple[int, ...] | None = None
     placement: str = "standard"
+    stages_seen: set[int] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def enabled(self, stage: int) -> bool:
         """Whether stage ``stage`` (paper numbering) carries attention."""
         return self.attention is not None and (self.stages is None or stage in self.stages)
 
+    def absent(self, stage: int) -> None:
+        """Notes a block of stage ``stage`` that has no attention by design (so the stage exists); ``None``."""
+        self.stages_seen.add(stage)
+
     def create(self, channels: int, stage: int, block: int, **overrides: Any) -> nn.Module | None:
         """Builds the attention module of block ``block`` of stage ``stage``, labelled, or ``None``."""
         from .base import label_attention
 
+        self.stages_seen.add(stage)
         if not self.enabled(stage):
             return None
         factory = get_attention(self.attention)
@@ -64,6 +72,8 @@ class AttentionConfig:
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered network (see ``register_model`` for the fields)."""
+
     name: str
     builder: Callable[..., nn.Module]
     config: Any
@@ -72,6 +82,7 @@ class ModelEntry:
     placements: tuple[str, ...]
     description: str
     num_classes: int = 1000
+    input_size: tuple[int, int, int] = (3, 224, 224)
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -87,6 +98,7 @@ def register_model(
     placements: tuple[str, ...] = ("standard",),
     description: str = "",
     num_classes: int = 1000,
+    input_size: tuple[int, int, int] | None = None,
 ) -> None:
     """Registers a network under ``name``.
 
@@ -100,12 +112,20 @@ def register_model(
         placements: The ``se_placement`` values the family supports.
         description: One line for ``senet list``.
         num_classes: The network's default classifier size (10 for the CIFAR networks).
+        input_size: The network's natural input (C, H, W): what it was designed and trained at, and
+            what ``senet profile`` uses unless told otherwise; default: the builder's
+            ``default_input_size`` ((3, 32, 32) for the CIFAR networks, (3, 299, 299) for
+            Inception-ResNet-v2), else (3, 224, 224).
 
     Raises:
-        ValueError: If the name is taken.
+        ValueError: If the name is taken or ``input_size`` is not three positive integers.
     """
     if name in _MODELS:
         raise ValueError(f"model {name!r} is already registered")
+    if input_size is None:
+        input_size = getattr(builder, "default_input_size", (3, 224, 224))
+    if len(input_size) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in input_size):
+        raise ValueError(f"input_size must be three positive integers (C, H, W), got {input_size!r}")
     _MODELS[name] = ModelEntry(
         name,
         builder,
@@ -115,6 +135,7 @@ def register_model(
         placements,
         description,
         num_classes,
+        tuple(input_size),
     )
 
 
@@ -141,8 +162,7 @@ def get_model_entry(name: str) -> ModelEntry:
     """
     _ensure_loaded()
     if name not in _MODELS:
-        close = difflib.get_close_matches(name, list(_MODELS), n=5, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see `senet list` or senet.list_models()"
+        hint = did_you_mean(name, sorted(_MODELS)) or "; see `senet list` or senet.list_models()"
         raise ValueError(f"unknown model {name!r}{hint}")
     return _MODELS[name]
 
@@ -169,7 +189,8 @@ def create_model(
         attention: Overrides the network's attention: a registered name, class, partial, or ``None``
             for the plain network.
         reduction: The SE reduction ratio r (default: the network's own, 16 for the paper's networks).
-        se_stages: The paper's stage numbers carrying attention (stem = 1); default all.
+        se_stages: The paper's stage numbers carrying attention (stem = 1); default all. Each must be a
+            stage of the network.
         se_placement: 'standard' (x + SE(F(x))), 'pre' (x + F(SE(x))), 'post' (SE(x + F(x))),
             'identity' (SE(x) + F(x)) or 'after_3x3' (SE on the 3x3 convolution's output).
         attention_kwargs: Further arguments for the attention module (e.g. ``{'gate': 'tanh'}``).
@@ -177,10 +198,11 @@ def create_model(
             ``drop_rate=0.2``).
 
     Returns:
-        The model (an ``SENetModel``).
+        The model (an ``SENetModel``); its ``default_input_size`` is the network's natural input
+        (``in_chans``, H, W).
 
     Raises:
-        ValueError: On an unknown model, attention, placement or option (listing close matches).
+        ValueError: On an unknown model, attention, placement, stage or option (listing the valid ones).
     """
     entry = get_model_entry(name)
     if num_classes is DEFAULT:
@@ -207,10 +229,28 @@ def create_model(
         kwargs = {k: v for k, v in kwargs.items() if k == "reduction" and reduction is not DEFAULT}
     kwargs.update(attention_kwargs or {})
     _check_attention_kwargs(spec, kwargs)
-    stages = None if se_stages is None else tuple(int(s) for s in se_stages)
+    stages = None if se_stages is None else _check_stages(se_stages)
     attn = AttentionConfig(spec, tuple(sorted(kwargs.items())), stages, se_placement)
     config = _apply_options(entry, model_options)
-    return entry.builder(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
+    model = entry.builder(config, num_classes=num_classes, in_chans=in_chans, attn=attn)
+    missing = sorted(set(stages or ()) - attn.stages_seen)
+    if missing:
+        valid = ", ".join(map(str, sorted(attn.stages_seen))) or "none (it places no attention by stage)"
+        raise ValueError(
+            f"model {name!r} has no stage {', '.join(map(str, missing))}; its stages (the stem is stage 1): {valid}"
+        )
+    model.default_input_size = (in_chans, *entry.input_size[1:])
+    return model
+
+
+def _check_stages(se_stages: Any) -> tuple[int, ...]:
+    """``se_stages`` as a tuple of integers; a ``ValueError`` for anything else (a string, 2.5, True)."""
+    if isinstance(se_stages, (str, bytes)) or not hasattr(se_stages, "__iter__"):
+        raise ValueError(f"se_stages must be a sequence of stage numbers, e.g. (2, 3), got {se_stages!r}")
+    stages = tuple(se_stages)
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in stages):
+        raise ValueError(f"se_stages must be integers (the stem is stage 1), got {se_stages!r}")
+    return tuple(int(s) for s in stages)
 
 
 def _check_attention_kwargs(spec: AttentionSpec, kwargs: dict[str, Any]) -> None:
@@ -239,8 +279,7 @@ def _apply_options(entry: ModelEntry, options: dict[str, Any]) -> Any:
     fields = [f.name for f in dataclasses.fields(entry.config)]
     for key in options:
         if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(key, fields, n=3)
             raise ValueError(
                 f"model {entry.name!r} has no option {key!r}{hint} (options: {', '.join(sorted(fields))})"
             )

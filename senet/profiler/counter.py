@@ -17,7 +17,9 @@ to the innermost module executing it. Two refinements make functional code count
 
 Everything else that is not a convolution or a matrix product (batch norm, activations, additions) is
 free, the convention of the paper's GFLOPs. Activation memory is the sum of the bytes of all tensors
-the forward pass produces (views and in-place results excluded), not the peak.
+the forward pass produces (views and in-place results excluded), not the peak. A gate applied outside
+its attention module counts as the operations it fuses, in place or not: the scaled map s * u (the
+attention module's) and, for ``addcmul``, the residual sum (the block's, as in the plain network).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .report import Cost, LayerProfile, ProfileReport
 aten = torch.ops.aten
 
 ATTENTION_LABEL = "attention_label"
+DEFAULT_INPUT_SIZE = (3, 224, 224)  # for a model without a ``default_input_size``
 
 
 def _product_macs(k_arg: int) -> Callable[[tuple, Tensor], int]:
@@ -113,6 +116,7 @@ _POOLINGS = {
 }
 _REDUCING_OVERLOADS = {aten.max: ("dim", "default"), aten.min: ("dim", "default")}
 _SCALINGS = {aten.mul, aten.mul_, aten.div, aten.div_, aten.addcmul, aten.addcmul_, aten.addcdiv, aten.addcdiv_}
+_FUSED_SUMS = {aten.addcmul, aten.addcmul_, aten.addcdiv, aten.addcdiv_}  # x + s * u: a scale and a sum
 
 # Operators whose result is the same values in other clothes: a parameter's or a gate's identity follows.
 _COPIES = {aten._to_copy, aten.clone, aten._unsafe_view, aten.contiguous, aten.lift_fresh_copy}
@@ -213,17 +217,37 @@ class _Tracker(TorchDispatchMode):
         elif in_attention and packet in _SCALINGS:
             macs = outputs[0].numel()
         elif packet in _SCALINGS:
-            # A gate made inside an attention module, broadcast over a feature map outside it (fused scale).
-            size = outputs[0].numel()
-            for a in args:
-                if isinstance(a, Tensor) and a in self.gate_owner and a.numel() < size:
-                    self._add(self.macs, self.gate_owner[a], size)
-                    break
+            gate = self._outside_gate(args, outputs[0])
+            if gate is not None:
+                self._record_outside_scale(packet, gate, outputs[0], context)
+                aliased = [True] * len(outputs)  # its bytes are charged above
         self._add(self.macs, owner, macs)
         self._add(
             self.bytes, owner, sum(t.numel() * t.element_size() for t, a in zip(outputs, aliased, strict=True) if not a)
         )
         self._propagate(packet, args, outputs, aliased, context if in_attention else None)
+
+    def _outside_gate(self, args: tuple, out: Tensor) -> str | None:
+        """The attention module whose gate ``args`` broadcast over a larger ``out``, outside that module."""
+        for a in args:
+            if isinstance(a, Tensor) and a in self.gate_owner and a.numel() < out.numel():
+                return self.gate_owner[a]
+        return None
+
+    def _record_outside_scale(self, packet: Any, gate: str, out: Tensor, context: str) -> None:
+        """Counts a gate applied outside its attention module as the unfused operations it stands for.
+
+        The scale s * u (a multiply-add per element and a new feature map) is the attention module's;
+        for ``addcmul``/``addcdiv`` the residual sum x' + s * u is the enclosing module's, as the plain
+        network's addition is. Both maps count even when the fused kernel writes in place (the
+        inference path overwrites BN's output), so the network with SE never shows less activation
+        memory than the one without, and the fast and the textbook SE paths profile alike.
+        """
+        size = out.numel() * out.element_size()
+        self._add(self.macs, gate, out.numel())
+        self._add(self.bytes, gate, size)
+        if packet in _FUSED_SUMS:
+            self._add(self.bytes, context, size)
 
     @staticmethod
     def _outputs(func: Any, out: Any) -> tuple[list[Tensor], list[bool]]:
@@ -406,7 +430,7 @@ def _report(
 
 def profile(
     model: nn.Module,
-    input_size: Sequence[int] = (3, 224, 224),
+    input_size: Sequence[int] | None = None,
     *,
     batch_size: int = 1,
     device: str | torch.device | None = "meta",
@@ -423,7 +447,9 @@ def profile(
     Args:
         model: Any ``nn.Module``; attention modules are recognised by their ``attention_label`` or
             their registered class.
-        input_size: One sample's shape without the batch dimension, e.g. ``(3, 224, 224)``.
+        input_size: One sample's shape without the batch dimension, e.g. ``(3, 224, 224)``; default: the
+            model's ``default_input_size`` (a zoo model's natural input: 32 px for the CIFAR networks),
+            else ``(3, 224, 224)``.
         batch_size: The batch size N of the profiled pass (multiply-adds and memory scale with it).
         device: Where to run: ``'meta'`` (default), a device, or ``None`` for the model's own device.
         dtype: The input's dtype; default: the model's floating-point dtype (float32 without parameters).
@@ -436,6 +462,8 @@ def profile(
     Raises:
         ValueError: On an invalid ``input_size`` or ``batch_size``.
     """
+    if input_size is None:
+        input_size = getattr(model, "default_input_size", DEFAULT_INPUT_SIZE)
     input_size = tuple(input_size)
     if not input_size or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in input_size):
         raise ValueError(f"input_size must be positive integers, e.g. (3, 224, 224); got {input_size!r}")

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-FORMATS = ("table", "markdown", "json", "csv")
+from .._choices import FORMATS
 
 
 def check_format(fmt: str) -> str:

@@ -45,13 +45,14 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def profile_model(
-    name: str, input_size: Sequence[int] = (3, 224, 224), *, batch_size: int = 1, **create_kwargs: Any
+    name: str, input_size: Sequence[int] | None = None, *, batch_size: int = 1, **create_kwargs: Any
 ) -> ProfileReport:
     """Builds a registered model on the meta device and profiles it.
 
     Args:
         name: A name from ``senet.models.list_models()``.
-        input_size: One sample's shape, e.g. ``(3, 299, 299)``.
+        input_size: One sample's shape, e.g. ``(3, 299, 299)``; default: the network's natural input
+            (``get_model_entry(name).input_size``: 32 px for the CIFAR networks, 224 px for most).
         batch_size: The batch size of the profiled pass.
         **create_kwargs: Arguments of ``create_model`` (``attention``, ``reduction``, ``se_stages``, ...).
 
