@@ -371,6 +371,7 @@ def test_bf16_autocast_with_channels_last_trains(tmp_path, monkeypatch):
     assert plain == {"input_channels_last": {False}, "weights_channels_last": {False}, "conv_dtypes": {torch.float32}}
 
 
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")  # raised inside Inductor
 def test_compile_trains_with_inductor(tmp_path, monkeypatch):
     """--compile runs the training step through TorchDynamo and the default Inductor backend (C++ kernels
     built here). A shortened SE-ResNet (one block per stage) keeps the cold compile near 30 s."""

@@ -44,8 +44,11 @@ def folder(tmp_path_factory) -> Path:
     return make_learnable_folder(tmp_path_factory.mktemp("photos"))
 
 
-def _one_line_error(capsys, code: int, *needles: str) -> str:
-    err = capsys.readouterr().err
+def _one_line_error(capsys, code: int, *needles: str, started: bool = False) -> str:
+    captured = capsys.readouterr()
+    err = captured.err
+    if not started:  # refused before the run's first line
+        assert "run in" not in captured.out, captured.out
     assert code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     for needle in needles:
@@ -77,7 +80,7 @@ def test_the_defaults_learn_an_image_folder_without_a_warning(tmp_path, folder):
 def test_a_diverging_run_stops_with_one_line_and_writes_no_nan(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "--model", "cifar_resnet20", *QUICK, "--epochs", "1", "--lr", "1e6", "--out", str(out)])
-    _one_line_error(capsys, code, "epoch 1", "the training loss became", "lower --lr")
+    _one_line_error(capsys, code, "epoch 1", "the training loss became", "lower --lr", started=True)
     assert not (out / "summary.json").exists() and not (out / "model.safetensors").exists()
     metrics = out / "metrics.jsonl"  # the failed epoch is not logged
     assert not metrics.exists() or "NaN" not in metrics.read_text()
@@ -205,6 +208,12 @@ def test_nonsense_is_refused_in_one_line_and_nothing_is_written(tmp_path, capsys
     assert not out.exists()
 
 
+def test_an_unknown_model_is_refused_before_the_run_starts(tmp_path, capsys):
+    code = main(["train", "--model", "resnet20", *QUICK, "--out", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "unknown model 'resnet20'; did you mean cifar_resnet20")
+    assert not (tmp_path / "run").exists()
+
+
 def test_compare_refuses_attention_none(tmp_path, capsys):
     code = main(["compare", "--model", "cifar_resnet20", "--attention", "none", "--out", str(tmp_path / "c")])
     _one_line_error(capsys, code, "--attention none would compare the plain network with itself")
@@ -224,7 +233,7 @@ def test_a_corrupt_image_is_one_line_naming_it_and_skip_corrupt_skips_it(tmp_pat
     args = ["train", "--model", "resnet18", "--dataset", str(root), "--image-size", "32", "--epochs", "1",
             "--batch-size", "16", "--workers", "2", "--no-progress", "--device", "cpu"]  # fmt: skip
     code = main([*args, "--out", str(tmp_path / "a")])
-    _one_line_error(capsys, code, "broken.jpg", "--skip-corrupt")
+    _one_line_error(capsys, code, "broken.jpg", "--skip-corrupt", started=True)
     assert main([*args, "--out", str(tmp_path / "b"), "--skip-corrupt"]) == 0  # the worker warns, by name
     assert "skipped 1 unreadable image(s) (--skip-corrupt), e.g." in capsys.readouterr().out
     skipped = json.loads((tmp_path / "b" / "summary.json").read_text())["skipped_images"]

@@ -134,13 +134,13 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     cfg, plan = plan_run(cfg)
     given_recipe = "recipe" in cfg.given or cfg.resume
     cfg = cfg.resolve()
-    if main:
-        for note in plan.notes:
-            print(note, flush=True)
-        print(start_line(cfg, given_recipe), flush=True)
     seed_everything(cfg.seed)
     data: DataBundle = build_data(cfg, device, rank=dist.rank(), world_size=dist.world_size())
     model = build_model(cfg, data.num_classes).to(device)
+    if main:  # the data and the model are ready: the run starts
+        for note in plan.notes:
+            print(note, flush=True)
+        print(start_line(cfg, given_recipe), flush=True)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(
