@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ._train_args import add_train_arguments, config_from_args
 
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     report = compare(config_from_args(args, attention=None), attention=args.attention, seeds=args.seeds)
     from ..train.compare import render_markdown
 
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return 0
     print(render_markdown(report))
     out = report["out"]
     print(f"written: {out}/compare.json, compare.md, curves.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ._train_args import add_train_arguments, config_from_args
 
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train.run import fit
 
     result = fit(config_from_args(args))
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return 0
     s = result.summary
     macs = f"{s['macs'] / 1e6:,.1f} M" if s["macs"] else "n/a"
     print(

@@ -179,8 +179,9 @@ def evaluate(
         channels_last: Convert inputs to channels_last.
 
     Returns:
-        ``{'loss', 'accuracy', 'per_class_accuracy' (list), 'confusion' (list of rows: true class,
-        columns: predicted), 'images', 'seconds', 'images_per_second'}``, over all processes.
+        ``{'loss', 'accuracy', 'per_class_accuracy' (list; ``None`` for a class with no image), 'confusion'
+        (list of rows: true class, columns: predicted), 'images', 'seconds', 'images_per_second'}``, over
+        all processes.
     """
     model.eval()
     confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
@@ -196,7 +197,10 @@ def evaluate(
     confusion = all_reduce_sum(confusion).view(num_classes, num_classes).cpu()
     loss_total = float(all_reduce_sum(loss_sum))
     images = int(confusion.sum())
-    per_class = (confusion.diag().double() / confusion.sum(1).clamp(min=1).double()).tolist()
+    support = confusion.sum(1)
+    per_class = [  # a class with no image has no accuracy (None), not 0%
+        float(hit) / int(n) if n else None for hit, n in zip(confusion.diag().tolist(), support.tolist(), strict=True)
+    ]
     return {
         "loss": loss_total / max(images, 1),
         "accuracy": float(confusion.diag().sum()) / max(images, 1),

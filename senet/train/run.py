@@ -351,10 +351,7 @@ def evaluate_checkpoint(
     model = build_model(cfg, data.num_classes).to(dev)
     load_weights(model, weights)
     metrics = evaluate(model, data.test, num_classes=data.num_classes, device=dev)
-    support = [sum(row) for row in metrics["confusion"]]
-    accuracies = metrics["per_class_accuracy"]
-    metrics["per_class_accuracy"] = [acc if n else None for acc, n in zip(accuracies, support, strict=True)]
     return {
         "model": cfg.model, "dataset": cfg.dataset, "classes": data.classes, "weights": str(weights),
-        "class_images": support, **metrics,
+        "class_images": [sum(row) for row in metrics["confusion"]], **metrics,
     }  # fmt: skip

@@ -114,7 +114,16 @@ def plan_run(cfg: TrainConfig) -> tuple[TrainConfig, RunPlan]:
     """
     out = Path(cfg.out) if cfg.out is not None else None
     if out is None:  # rank 0 chooses, so that every process of a multi-process run writes to one place
-        out = Path(dist.broadcast_object(str(default_out(cfg)) if dist.is_main_process() else None))
+        choice: tuple[str | None, str | None] = (None, None)
+        if dist.is_main_process():
+            try:
+                choice = (str(default_out(cfg)), None)
+            except FileNotFoundError as e:  # every rank fails alike, none waits for the others
+                choice = (None, str(e))
+        path, error = dist.broadcast_object(choice)
+        if error is not None:
+            raise FileNotFoundError(error)
+        out = Path(path)
     cfg = dataclasses.replace(cfg, out=str(out))
     if cfg.resume:
         return _plan_resume(cfg, out)
