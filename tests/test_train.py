@@ -286,6 +286,8 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, cifar10):
     out = tmp_path / "ddp"
     result = _torchrun(["-m", "senet", "train", *QUICK, "--epochs", "1", "--out", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("cifar_resnet20: test accuracy") == 1, result.stdout  # rank 0 reports
+    assert result.stdout.count("run in") == 2  # its first line and its result, once each
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["ranks_identical"] is True
     # Each rank saw half of each epoch: 200 images / 2 ranks / 50 per batch = 2 steps of 50 per rank.
