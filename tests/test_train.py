@@ -240,6 +240,7 @@ def test_compare_writes_the_table_the_json_and_the_curves(tmp_path):
     assert main(["compare", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
     report = json.loads((out / "compare.json").read_text())
     plain, se = report["results"]["plain"], report["results"]["se"]
+    assert report["recipe"] == "quick_cifar" and report["out"] == str(out)
     assert se["params"] > plain["params"] and se["macs"] > plain["macs"]
     assert report["overhead_percent"]["params"] == pytest.approx(100 * (se["params"] / plain["params"] - 1))
     assert plain["inference_images_per_second"] > 0 and se["train_images_per_second"] > 0

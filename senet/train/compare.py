@@ -178,7 +178,7 @@ def _report(
         "dataset": base.dataset,
         "seeds": len(runs["plain"]),
         "epochs": runs["plain"][0]["summary"]["epochs"],
-        "recipe": base.recipe,
+        "recipe": runs["plain"][0]["summary"]["config"]["recipe"],
         "results": rows,
         "overhead_percent": {
             "params": overhead("params"),
