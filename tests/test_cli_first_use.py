@@ -147,7 +147,7 @@ def test_list_finds_a_part_of_the_name_and_shows_the_input_size(capsys):
 
 @pytest.mark.parametrize(
     ("name", "suggestion"),
-    [("resnet20", "did you mean cifar_resnet20, se_cifar_resnet20"), ("resnet5O", "did you mean resnet50")],
+    [("wrn16", "did you mean wrn16_8, se_wrn16_8"), ("resnet5O", "did you mean resnet50")],
 )
 def test_unknown_model_suggests_names_containing_it(capsys, name, suggestion):
     _refused(capsys, ["profile", name], f"unknown model {name!r}; {suggestion}")

@@ -209,9 +209,21 @@ def test_nonsense_is_refused_in_one_line_and_nothing_is_written(tmp_path, capsys
 
 
 def test_an_unknown_model_is_refused_before_the_run_starts(tmp_path, capsys):
-    code = main(["train", "--model", "resnet20", *QUICK, "--out", str(tmp_path / "run")])
-    _one_line_error(capsys, code, "unknown model 'resnet20'; did you mean cifar_resnet20")
+    code = main(["train", "--model", "wrn16", *QUICK, "--out", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "unknown model 'wrn16'; did you mean wrn16_8, se_wrn16_8")
     assert not (tmp_path / "run").exists()
+
+
+def test_cifar_networks_answer_to_their_short_names(tmp_path, capsys):
+    from senet.models import create_model
+    from senet.models.registry import model_aliases
+
+    assert model_aliases()["resnet20"] == "cifar_resnet20" and model_aliases()["se_resnet110"] == "se_cifar_resnet110"
+    assert "resnet50" not in model_aliases()  # a registered name is never shadowed
+    assert sum(p.numel() for p in create_model("se_resnet20").parameters()) == 272_095  # SE-ResNet-20, 10 classes
+    out = tmp_path / "run"
+    assert main(["train", "--model", "resnet20", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["model"] == "cifar_resnet20"  # the registered name
 
 
 def test_compare_refuses_attention_none(tmp_path, capsys):

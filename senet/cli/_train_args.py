@@ -54,8 +54,10 @@ def add_train_arguments(p: argparse.ArgumentParser, *, default_out: str) -> None
 
 def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConfig:
     """Builds the ``TrainConfig`` of parsed arguments; ``given`` records the options the user set."""
+    from ..models.registry import canonical_model_name
+
     values = dict(
-        model=args.model,
+        model=canonical_model_name(args.model),
         dataset=args.dataset,
         data_dir=args.data_dir,
         recipe=args.recipe,

@@ -154,13 +154,28 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
+def model_aliases() -> dict[str, str]:
+    """Short names that stand for one registered network: the CIFAR networks without their ``cifar_``
+    prefix (``resnet20`` -> ``cifar_resnet20``, ``se_resnet110`` -> ``se_cifar_resnet110``). An alias
+    never shadows a registered name, and runs record the registered name."""
+    _ensure_loaded()
+    aliases = {n.replace("cifar_", "", 1): n for n in _MODELS if "cifar_" in n}
+    return {a: n for a, n in aliases.items() if a not in _MODELS}
+
+
+def canonical_model_name(name: str) -> str:
+    """The registered name ``name`` stands for (itself, or the network of an alias); unknown names unchanged."""
+    return model_aliases().get(name, name)
+
+
 def get_model_entry(name: str) -> ModelEntry:
-    """Returns the registry entry of ``name``.
+    """Returns the registry entry of ``name`` (a registered name or an alias, see ``model_aliases``).
 
     Raises:
         ValueError: On an unknown name, listing the close matches.
     """
     _ensure_loaded()
+    name = canonical_model_name(name)
     if name not in _MODELS:
         hint = did_you_mean(name, sorted(_MODELS)) or "; see `senet list` or senet.list_models()"
         raise ValueError(f"unknown model {name!r}{hint}")
