@@ -137,10 +137,6 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     seed_everything(cfg.seed)
     data: DataBundle = build_data(cfg, device, rank=dist.rank(), world_size=dist.world_size())
     model = build_model(cfg, data.num_classes).to(device)
-    if main:  # the data and the model are ready: the run starts
-        for note in plan.notes:
-            print(note, flush=True)
-        print(start_line(cfg, given_recipe), flush=True)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(
@@ -158,6 +154,10 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     if plan.checkpoint is not None:
         meta = load_checkpoint(plan.checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
         start_epoch, history = meta["epoch"], meta.get("history", [])
+    if main:  # the data, the model and the checkpoint are ready: the run starts
+        for note in plan.notes:
+            print(note, flush=True)
+        print(start_line(cfg, given_recipe), flush=True)
     out = _claim(plan, cfg, main)
     train_model: nn.Module = model
     if dist.is_distributed():
