@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -114,6 +115,8 @@ def _compare_dir(base: TrainConfig) -> Path:
         FileNotFoundError: On ``--resume`` when there is no comparison to resume.
     """
     stem = f"compare-{base.model}"
+    if base.out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("a multi-process compare needs --out (the processes must agree on one folder)")
     if base.out is None and base.resume:
         out = newest_run_dir(stem, marker="compare-config.json")
         if out is None:
