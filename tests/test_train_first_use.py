@@ -226,6 +226,13 @@ def test_cifar_networks_answer_to_their_short_names(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["model"] == "cifar_resnet20"  # the registered name
 
 
+def test_a_multi_process_compare_needs_an_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; refused before any process group is made
+    _one_line_error(capsys, main(["compare", "--model", "cifar_resnet20", *QUICK]), "needs --out")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_compare_refuses_attention_none(tmp_path, capsys):
     code = main(["compare", "--model", "cifar_resnet20", "--attention", "none", "--out", str(tmp_path / "c")])
     _one_line_error(capsys, code, "--attention none would compare the plain network with itself")
