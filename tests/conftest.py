@@ -1,6 +1,7 @@
 """Shared test settings: one thread, a private cache, no proxies."""
 
 import os
+import shutil
 
 import pytest
 import torch
@@ -23,8 +24,10 @@ def _private_cache(tmp_path_factory):
     """Points SENET_CACHE at a folder of this test session (subprocesses inherit it), so tests never read
     or write the user's ~/.cache/senet. The embedded CIFAR-10 is decoded once per session into it."""
     saved = os.environ.get("SENET_CACHE")
-    os.environ["SENET_CACHE"] = str(tmp_path_factory.mktemp("senet-cache"))
+    cache = tmp_path_factory.mktemp("senet-cache")
+    os.environ["SENET_CACHE"] = str(cache)
     yield
+    shutil.rmtree(cache, ignore_errors=True)  # 180 MB of decoded images: not kept with pytest's old temp dirs
     if saved is None:
         os.environ.pop("SENET_CACHE", None)
     else:
