@@ -31,6 +31,8 @@ _LAZY = {
     "create_attention": "senet.layers",
     "list_attention": "senet.layers",
     "register_attention": "senet.layers",
+    "convert_state_dict": "senet.convert",
+    "list_namings": "senet.convert",
     "create_model": "senet.models",
     "list_models": "senet.models",
     "register_model": "senet.models",
@@ -38,7 +40,7 @@ _LAZY = {
 }
 
 # Subpackages reachable as attributes without an import of their own (``senet.models.create_model``).
-_SUBPACKAGES = ("bench", "cli", "data", "layers", "models", "profiler", "train", "utils")
+_SUBPACKAGES = ("bench", "cli", "convert", "data", "layers", "models", "profiler", "train", "utils")
 
 __all__ = [
     "CBAM",
@@ -49,16 +51,19 @@ __all__ = [
     "SpatialSqueezeExcite",
     "SqueezeExcite",
     "__version__",
+    "convert_state_dict",
     "create_attention",
     "create_model",
     "list_attention",
     "list_models",
+    "list_namings",
     "profile",
     "register_attention",
     "register_model",
 ]
 
 if TYPE_CHECKING:
+    from .convert import convert_state_dict, list_namings
     from .layers import (
         CBAM,
         ChannelSpatialSqueezeExcite,

@@ -218,6 +218,23 @@ def test_stride_placement():
         assert meta_model(name).layer3[0].conv2.stride == (2, 2)
 
 
+def test_stem_pool_of_the_caffe_models():
+    # The SE authors' Caffe models pool the stem without padding, rounding up: same size, other windows.
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 64)
+    pad = create_model("se_resnet18", layers=(1, 1, 1, 1)).eval()
+    ceil = create_model("se_resnet18", layers=(1, 1, 1, 1), stem_pool="ceil").eval()
+    assert ceil.maxpool.padding == 0 and ceil.maxpool.ceil_mode and pad.maxpool.padding == 1
+    assert _state_keys(ceil) == _state_keys(pad)
+    ceil.load_state_dict(pad.state_dict())
+    with torch.no_grad():
+        stem = ceil.act1(ceil.bn1(ceil.conv1(x)))  # (1, 64, 32, 32)
+        assert ceil.maxpool(stem).shape == pad.maxpool(stem).shape == (1, 64, 16, 16)
+        torch.testing.assert_close(ceil.maxpool(stem), nn.functional.max_pool2d(stem, 3, 2, ceil_mode=True))
+        assert not torch.equal(ceil.maxpool(stem), pad.maxpool(stem))
+        assert ceil(x).shape == pad(x).shape and not torch.allclose(ceil(x), pad(x))
+
+
 def test_senet154_architecture():
     m = meta_model("senet154")
     assert isinstance(m.conv1, nn.Sequential) and [c.out_channels for c in m.conv1[::3]] == [64, 64, 128]
@@ -390,6 +407,7 @@ def test_initialisation():
         ({"stride_in1x1": False}, "stride_in_1x1"),
         ({"se_placement": "postt"}, "post"),
         ({"stem": "7x7_deep"}, "3x3_deep"),
+        ({"stem_pool": "ceiling"}, "ceil"),
         ({"block": "bottlenek"}, "bottleneck"),
         ({"attention": "squeeze"}, "valid names: .*se"),
     ],

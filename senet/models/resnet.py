@@ -43,6 +43,7 @@ from .registry import PLACEMENTS, AttentionConfig, register_model
 BLOCKS = ("basic", "bottleneck")
 STEMS = ("7x7", "3x3_deep")
 DOWNSAMPLES = ("1x1", "3x3")
+STEM_POOLS = ("pad", "ceil")
 
 AttentionFactory = Callable[[int], "nn.Module | None"]
 
@@ -250,6 +251,10 @@ class ResNetConfig:
         stem: '7x7' (one 7x7 stride-2 convolution) or '3x3_deep' (three 3x3 convolutions,
             ``stem_width``-``stem_width``-``2 * stem_width``, as in SENet-154); then BN, ReLU, max pool.
         stem_width: Channels of the stem's (first) convolution.
+        stem_pool: The stem's 3x3 stride-2 max pool: 'pad' (padding 1, as torchvision and timm) or
+            'ceil' (no padding, ``ceil_mode=True``: the SE authors' Caffe models, whose converted
+            checkpoints use the ``legacy`` naming). Both give H/4 at even sizes, from windows one pixel
+            apart; no parameter changes.
         downsample: Shortcut projection of a strided block: '1x1' or '3x3' (SENet-154). A projection
             without stride (the first block of conv2_x) is always 1x1.
         stride_in_1x1: Stride of a downsampling bottleneck on its first 1x1 convolution ("v1", the
@@ -265,6 +270,7 @@ class ResNetConfig:
     reduce_first: int = 1
     stem: str = "7x7"
     stem_width: int = 64
+    stem_pool: str = "pad"
     downsample: str = "1x1"
     stride_in_1x1: bool = True
     drop_rate: float = 0.0
@@ -273,6 +279,7 @@ class ResNetConfig:
     def __post_init__(self) -> None:
         check_choice("block", self.block, BLOCKS)
         check_choice("stem", self.stem, STEMS)
+        check_choice("stem_pool", self.stem_pool, STEM_POOLS)
         check_choice("downsample", self.downsample, DOWNSAMPLES)
         if not self.layers or any(int(n) < 1 for n in self.layers):
             raise ValueError(f"layers must be a non-empty tuple of positive block counts, got {self.layers!r}")
@@ -326,7 +333,10 @@ class ResNet(SENetModel):
             inplanes = 2 * sw
         self.bn1 = nn.BatchNorm2d(inplanes)
         self.act1 = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)  # (N, C, H/4, W/4) after the stem
+        if config.stem_pool == "pad":
+            self.maxpool = nn.MaxPool2d(3, 2, 1)  # (N, C, H/4, W/4) after the stem
+        else:
+            self.maxpool = nn.MaxPool2d(3, 2, 0, ceil_mode=True)  # (N, C, H/4, W/4) at even H, W
 
         if config.block == "basic":
             make_block: Callable[..., nn.Module] = BasicBlock

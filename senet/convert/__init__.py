@@ -1,0 +1,129 @@
+"""Public ImageNet checkpoints in this library's keys: ``convert_state_dict`` and its namings.
+
+    >>> sd = torch.load("legacy_seresnet50.pth")                       # layer0.*, se_module, last_linear
+    >>> model = senet.create_model("se_resnet50")
+    >>> model.load_state_dict(senet.convert_state_dict(sd, model="se_resnet50"))
+
+A naming (``list_namings()``) is recognised from the keys alone (``source="auto"``); the conversion is
+a renaming only (the very same tensors), exact in both directions, and checked against the model's keys
+and shapes. The keys do not show everything a public model computes (stride placement, pooling, BatchNorm
+eps): each naming's module says where the public models differ from ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from .._validation import did_you_mean
+from .inception_resnet import TF_SLIM
+from .naming import Naming, model_layout
+from .resnet import LEGACY, MODERN
+from .torchvision import TORCHVISION
+
+__all__ = ["Naming", "convert_state_dict", "detect_naming", "get_naming", "list_namings", "register_naming"]
+
+OURS = "ours"
+_NAMINGS: dict[str, Naming] = {}
+
+
+def register_naming(naming: Naming) -> None:
+    """Adds a naming to the registry.
+
+    Raises:
+        ValueError: If its name is taken (or is ``'ours'`` or ``'auto'``).
+    """
+    if naming.name in _NAMINGS or naming.name in (OURS, "auto"):
+        raise ValueError(f"naming {naming.name!r} is already registered")
+    _NAMINGS[naming.name] = naming
+
+
+for _naming in (LEGACY, MODERN, TORCHVISION, TF_SLIM):
+    register_naming(_naming)
+
+
+def list_namings() -> list[str]:
+    """The registered checkpoint namings, in registration order (see ``get_naming(name).description``)."""
+    return list(_NAMINGS)
+
+
+def get_naming(name: str) -> Naming:
+    """The naming called ``name``.
+
+    Raises:
+        ValueError: On an unknown name, with the close matches and the valid names.
+    """
+    if name not in _NAMINGS:
+        raise ValueError(f"unknown naming {name!r}{did_you_mean(name, _NAMINGS)} (namings: {', '.join(_NAMINGS)})")
+    return _NAMINGS[name]
+
+
+def detect_naming(keys: Mapping[str, Any] | list[str]) -> Naming:
+    """The naming every one of ``keys`` fits.
+
+    Args:
+        keys: A state dict or its keys.
+
+    Returns:
+        The naming whose patterns all keys match (the best-scoring one).
+
+    Raises:
+        ValueError: When no naming fits every key: one line naming the closest naming and the first keys
+            that do not fit it.
+    """
+    keys = list(keys)
+    if not keys:
+        raise ValueError("the state dict is empty")
+    best = max(_NAMINGS.values(), key=lambda n: n.detect(keys))
+    misfits = best.misfits(keys)
+    if misfits:
+        shown = ", ".join(map(repr, misfits[:3]))
+        raise ValueError(
+            f"the state dict fits no known naming; closest: {best.name!r} ({len(keys) - len(misfits)} of "
+            f"{len(keys)} keys fit); first keys that do not fit: {shown} (namings: {', '.join(_NAMINGS)})"
+        )
+    return best
+
+
+def _strip_wrapper_prefix(state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
+    # Checkpoints saved from DataParallel / DistributedDataParallel prefix every key with 'module.'.
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        return {k[len("module.") :]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def convert_state_dict(
+    state_dict: Mapping[str, Any],
+    source: str = "auto",
+    *,
+    model: str | nn.Module,
+    target: str = OURS,
+) -> dict[str, Any]:
+    """Renames a checkpoint's state dict from one naming to another (by default: to ``model``'s keys).
+
+    Args:
+        state_dict: The checkpoint's tensors (a ``module.`` prefix on every key is removed).
+        source: The state dict's naming: ``'auto'`` (recognised from the keys), ``'ours'`` or one of
+            ``list_namings()``.
+        model: The network the tensors belong to: a registered name (``'se_resnet50'``) or a model.
+        target: ``'ours'`` (``model``'s own keys, ready for ``load_state_dict``) or a naming, to write
+            our weights out in a public naming.
+
+    Returns:
+        A new dict holding the very same tensors, in the target's key order.
+
+    Raises:
+        ValueError: On an unknown naming, a state dict that fits no naming or not ``model``, or a model
+            the naming does not cover; always one line.
+    """
+    state_dict = _strip_wrapper_prefix(state_dict)
+    if target != OURS:
+        get_naming(target)
+    if source == "auto":
+        own = model_layout(model)[2]
+        same = set(state_dict) <= set(own) and all(k in state_dict or k.endswith(".num_batches_tracked") for k in own)
+        source = OURS if same else detect_naming(state_dict).name
+    ours = dict(state_dict) if source == OURS else get_naming(source).to_ours(state_dict, model)
+    return ours if target == OURS else get_naming(target).from_ours(ours, model)
