@@ -377,12 +377,16 @@ def test_bf16_autocast_with_channels_last_trains(tmp_path, monkeypatch):
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")  # raised inside Inductor
 def test_compile_trains_with_inductor(tmp_path, monkeypatch):
     """--compile runs the training step through TorchDynamo and the default Inductor backend (C++ kernels
-    built here). A shortened SE-ResNet (one block per stage) keeps the cold compile near 30 s."""
+    built here). A shortened SE-ResNet (one block per stage) keeps the cold compile near 30 s (2 cores)."""
     import torch._dynamo
     from torch._dynamo.utils import counters
 
+    # A cache of this test's own: Inductor's on-disk cache can hand back kernels built for another vector
+    # ISA (seen: a cache filled under AVX-512 failed under ATEN_CPU_CAPABILITY=avx2). Costs a cold compile.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor-cache"))
     torch._dynamo.reset()
     counters.clear()
+
     def shortened(cfg, num_classes):
         return create_model(cfg.model, num_classes=num_classes, layers=(1, 1, 1))
 
