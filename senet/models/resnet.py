@@ -29,13 +29,13 @@ attribute ``se`` of the block:
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from .._validation import did_you_mean
 from ..layers.fused import bn_scale_residual_relu, can_fuse, scale_residual
 from .base import SENetModel
 from .registry import PLACEMENTS, AttentionConfig, register_model
@@ -60,8 +60,7 @@ def check_choice(name: str, value: object, valid: tuple[str, ...]) -> None:
         ValueError: If ``value`` is not in ``valid``.
     """
     if value not in valid:
-        close = difflib.get_close_matches(str(value), valid, n=3, cutoff=0.3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(str(value), valid, n=3, cutoff=0.3)
         raise ValueError(f"unknown {name} {value!r}{hint} (valid: {', '.join(valid)})")
 
 

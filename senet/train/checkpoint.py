@@ -88,8 +88,12 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as e:  # safetensors raises its own error type (and OSError/ValueError) for bad files
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"{path} is not a readable safetensors file ({reason}); is it truncated?") from None
+        raise ValueError(f"{path} is not a readable safetensors file ({_reason(e)}); is it truncated?") from None
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none), for a one-line error."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -220,9 +224,8 @@ def load_checkpoint(
             scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
     except Exception as e:  # a truncated or foreign file fails in many ways; all mean the same to the user
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(
-            f"the checkpoint {path} cannot be read ({reason}); point {path.parent / LATEST} at an older "
+            f"the checkpoint {path} cannot be read ({_reason(e)}); point {path.parent / LATEST} at an older "
             "checkpoint, or start over with --force"
         ) from None
     return meta

@@ -71,7 +71,7 @@ def compare(base: TrainConfig, *, attention: str = "se", seeds: int = 1) -> dict
     if attention is None or str(attention).lower() == "none":
         raise ValueError("--attention none would compare the plain network with itself; name one: se, eca, cbam, ...")
     base.resolve()  # every option is valid before anything runs or is written
-    resolve_device(base.device)
+    device = resolve_device(base.device)
     out = _compare_dir(base)
     base = dataclasses.replace(base, out=str(out))
     twins = {"plain": "none", attention: attention}
@@ -97,7 +97,6 @@ def compare(base: TrainConfig, *, attention: str = "se", seeds: int = 1) -> dict
             if not (out / "compare-config.json").is_file():  # the comparison has started: --resume finds it
                 config = {"attention": attention, "seeds": seeds, **base.to_dict()}
                 atomic_write_text(out / "compare-config.json", json.dumps(config, indent=1))
-    device = resolve_device(base.device)
     input_size = tuple(runs["plain"][0]["summary"].get("input_size") or (3, 32, 32))
     report = _report(base, attention, runs, models, input_size, device)
     atomic_write_text(out / "compare.json", json.dumps(report, indent=1))

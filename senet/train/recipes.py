@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
+
+from .._validation import did_you_mean
 
 RECIPES: dict[str, dict[str, Any]] = {
     "paper_cifar": {
@@ -92,7 +93,6 @@ def get_recipe(name: str) -> dict[str, Any]:
         ValueError: On an unknown recipe, listing the valid ones.
     """
     if name not in RECIPES:
-        close = difflib.get_close_matches(name, list(RECIPES), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name, list_recipes(), n=3)
         raise ValueError(f"unknown recipe {name!r}{hint} (valid: {', '.join(list_recipes())})")
     return dict(RECIPES[name])

@@ -117,14 +117,18 @@ def fit(cfg: TrainConfig) -> RunResult:
             dist.cleanup(wait=finished)
 
 
+def run_label(cfg: TrainConfig) -> str:
+    """The model of a run as its lines name it: with its attention when that is overridden."""
+    return cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
+
+
 def start_line(cfg: TrainConfig, given_recipe: bool) -> str:
     """The run's first line: the model, the data, the recipe (and why) and the main settings."""
     kind = "CIFAR" if default_recipe(cfg.dataset) == "quick_cifar" else "image folders"
     why = "" if given_recipe else f" (the default for {kind})"
-    label = cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
     processes = f" x {dist.world_size()} processes" if dist.world_size() > 1 else ""
     return (
-        f"{label} on {cfg.dataset}: recipe {cfg.recipe}{why}, {cfg.epochs} epochs, batch {cfg.batch_size}"
+        f"{run_label(cfg)} on {cfg.dataset}: recipe {cfg.recipe}{why}, {cfg.epochs} epochs, batch {cfg.batch_size}"
         f"{processes}, lr {cfg.lr:g} ({cfg.schedule}); run in {cfg.out}"
     )
 
@@ -171,7 +175,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     if plan.checkpoint is not None:
         logger.rewrite(history)
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
-    label = cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
+    label = run_label(cfg)
     for epoch in range(start_epoch, cfg.epochs):
         data.train.set_epoch(epoch)
         bar = ProgressBar(len(data.train), f"{label} epoch {epoch + 1}/{cfg.epochs}", enabled=main and cfg.progress)
