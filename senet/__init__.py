@@ -33,6 +33,9 @@ _LAZY = {
     "register_attention": "senet.layers",
     "convert_state_dict": "senet.convert",
     "list_namings": "senet.convert",
+    "data_config": "senet.pretrained",
+    "list_pretrained": "senet.pretrained",
+    "load_pretrained": "senet.pretrained",
     "create_model": "senet.models",
     "list_models": "senet.models",
     "register_model": "senet.models",
@@ -40,7 +43,10 @@ _LAZY = {
 }
 
 # Subpackages reachable as attributes without an import of their own (``senet.models.create_model``).
-_SUBPACKAGES = ("bench", "cli", "convert", "data", "layers", "models", "profiler", "train", "utils")
+# ``retrofit`` is a callable package: ``senet.retrofit(model)`` calls ``senet.retrofit.retrofit``.
+_SUBPACKAGES = (
+    "bench", "cli", "convert", "data", "layers", "models", "pretrained", "profiler", "retrofit", "train", "utils",
+)  # fmt: skip
 
 __all__ = [
     "CBAM",
@@ -54,12 +60,16 @@ __all__ = [
     "convert_state_dict",
     "create_attention",
     "create_model",
+    "data_config",
     "list_attention",
     "list_models",
     "list_namings",
+    "list_pretrained",
+    "load_pretrained",
     "profile",
     "register_attention",
     "register_model",
+    "retrofit",
 ]
 
 if TYPE_CHECKING:
@@ -77,7 +87,9 @@ if TYPE_CHECKING:
         register_attention,
     )
     from .models import create_model, list_models, register_model
+    from .pretrained import data_config, list_pretrained, load_pretrained
     from .profiler import profile
+    from .retrofit import retrofit
 
 
 def __getattr__(name: str) -> Any:

@@ -13,3 +13,6 @@ FORMATS = ("table", "markdown", "json", "csv")
 
 # Benchmark suites of ``senet bench``, in the order ``--suite all`` runs them.
 BENCH_SUITES = ("se", "network", "engine", "compile")
+
+# Checkpoint namings of ``senet convert`` (``senet.convert.list_namings()`` plus our own keys).
+NAMINGS = ("ours", "legacy", "modern", "torchvision", "tf_slim")

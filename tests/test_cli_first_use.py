@@ -168,18 +168,21 @@ def test_building_the_parser_imports_no_torch():
     assert result.stdout.split() == ["4", "create_model"]  # the package's names still load, on first use
 
 
-COMMANDS = ("list", "profile", "train", "eval", "compare", "bench", "demo")
+COMMANDS = ("list", "profile", "train", "eval", "compare", "bench", "demo", "pretrained", "convert")
 
 
 def test_every_command_and_option_has_help():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     helps = {c.dest: c.help for c in sub._choices_actions}
-    assert set(helps) == set(COMMANDS) and all(helps.values()), helps
-    for name in COMMANDS:
+    assert set(COMMANDS) <= set(helps) and all(helps.values()), helps
+    for name in helps:
         parser = sub.choices[name]
         assert parser.description or name == "list", name
-        missing = [a.dest for a in parser._actions if not a.help]
-        assert not missing, (name, missing)
+        parsers = [parser] + [p for a in parser._actions if a.choices and isinstance(a.choices, dict)
+                              for p in a.choices.values()]  # fmt: skip
+        for p in parsers:  # a command's actions (`senet pretrained list`) too
+            missing = [a.dest for a in p._actions if not a.help]
+            assert not missing, (name, p.prog, missing)
 
 
 # 5. senet bench (nothing is timed here)

@@ -1,14 +1,11 @@
 """The official CIFAR python archives: reading, downloading over loopback, checksums, load_dataset."""
 
 import dataclasses
-import functools
 import hashlib
-import http.server
 import io
 import pickle
 import socket
 import tarfile
-import threading
 
 import numpy as np
 import pytest
@@ -50,27 +47,6 @@ def make_cifar_archive(directory, name, per_class=3, num_classes=None):
 
 def md5(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def server(tmp_path, no_proxy):
-    """Serves tmp_path/served over http on 127.0.0.1 from a thread, shut down after the test."""
-    root = tmp_path / "served"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{httpd.server_address[1]}/mirror"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])

@@ -7,7 +7,14 @@
 A naming (``list_namings()``) is recognised from the keys alone (``source="auto"``); the conversion is
 a renaming only (the very same tensors), exact in both directions, and checked against the model's keys
 and shapes. The keys do not show everything a public model computes (stride placement, pooling, BatchNorm
-eps): each naming's module says where the public models differ from ours.
+eps): ``naming_options`` gives the ``create_model`` options under which our model computes the
+publisher's function, and each naming's module says where the public models differ from ours:
+
+    >>> options = naming_options(detect_naming(sd), "se_resnet50")   # {'stem_pool': 'ceil', ...}
+    >>> model = senet.create_model("se_resnet50", **options)
+
+docs/conversion.md says how each was checked (reference networks written from the publishers' model
+definitions, random weights, float64).
 """
 
 from __future__ import annotations
@@ -23,7 +30,15 @@ from .naming import Naming, model_layout
 from .resnet import LEGACY, MODERN
 from .torchvision import TORCHVISION
 
-__all__ = ["Naming", "convert_state_dict", "detect_naming", "get_naming", "list_namings", "register_naming"]
+__all__ = [
+    "Naming",
+    "convert_state_dict",
+    "detect_naming",
+    "get_naming",
+    "list_namings",
+    "naming_options",
+    "register_naming",
+]
 
 OURS = "ours"
 _NAMINGS: dict[str, Naming] = {}
@@ -127,3 +142,31 @@ def convert_state_dict(
         source = OURS if same else detect_naming(state_dict).name
     ours = dict(state_dict) if source == OURS else get_naming(source).to_ours(state_dict, model)
     return ours if target == OURS else get_naming(target).from_ours(ours, model)
+
+
+def naming_options(naming: str | Naming, model: str | nn.Module) -> dict[str, Any]:
+    """The ``create_model`` options under which ``model`` computes what the publisher's network computes.
+
+    The keys of a checkpoint do not show pooling, stride placement, BatchNorm eps and the like; this
+    gives, for a naming and one of our networks, the config fields to set. It depends on both: the
+    legacy SE-ResNets put the stride on the 1x1 convolution, the legacy SE-ResNeXts on the 3x3.
+
+        >>> naming_options("legacy", "se_resnet50")
+        {'stem_pool': 'ceil', 'stride_in_1x1': True}
+        >>> model = create_model("se_resnet50", **naming_options(detect_naming(sd), "se_resnet50"))
+
+    Args:
+        naming: A naming (a name from ``list_namings()`` or a ``Naming``); ``'ours'`` has no options.
+        model: A registered name or a model (its ``config`` is read).
+
+    Returns:
+        ``{option: value}`` for ``create_model``; empty where our defaults compute the same function.
+
+    Raises:
+        ValueError: On an unknown naming or a model the naming does not cover.
+    """
+    if isinstance(naming, str):
+        if naming == OURS:
+            return {}
+        naming = get_naming(naming)
+    return naming.model_options(model)

@@ -17,6 +17,8 @@ from typing import Any
 from torch import nn
 
 KeyMap = Callable[[str, list[str]], dict[str, "str | None"]]
+# (family, our config of the network) -> the create_model options reproducing the publisher's network.
+OptionRule = Callable[[str, Any], dict[str, Any]]
 
 # Old checkpoints (PyTorch < 0.4.1) have no BatchNorm step counter; BatchNorm fills it in when loading.
 _OPTIONAL_SUFFIX = ".num_batches_tracked"
@@ -64,6 +66,9 @@ class Naming:
         key_map: ``key_map(family, our_keys) -> {our_key: public_key or None}``.
         aliases: ``(pattern, replacement)`` rewrites of other spellings of the same naming into the one
             ``from_ours`` writes (e.g. an older release's classifier name), applied by ``to_ours``.
+        options: ``options(family, config) -> {option: value}``: the ``create_model`` options (config
+            fields) under which our network computes what the publisher's network computes, for what the
+            keys do not show (pooling, stride placement, BatchNorm eps, ...); see ``model_options``.
     """
 
     name: str
@@ -72,6 +77,7 @@ class Naming:
     patterns: tuple[str, ...]
     key_map: KeyMap
     aliases: tuple[tuple[str, str], ...] = ()
+    options: OptionRule | None = None
 
     def misfits(self, keys: Iterable[str]) -> list[str]:
         """The keys (in order) that match none of the naming's patterns."""
@@ -120,7 +126,7 @@ class Naming:
         if missing:
             raise ValueError(f"keys of model {shown} missing from the {self.name!r} state dict: {_listing(missing)}")
         wrong = [
-            f"{k} {tuple(v.shape)} != {layout[ours[k]]}"
+            f"{k} {tuple(v.shape)} in the checkpoint, {layout[ours[k]]} in the model"
             for k, v in renamed.items()
             if hasattr(v, "shape") and tuple(v.shape) != layout[ours[k]]
         ]
@@ -149,6 +155,34 @@ class Naming:
         if missing:
             raise ValueError(f"keys of model {shown} missing from the state dict: {_listing(missing)}")
         return {theirs: state_dict[our] for our, theirs in mapping.items() if our in state_dict}
+
+    def model_options(self, model: str | nn.Module) -> dict[str, Any]:
+        """The ``create_model`` options with which ``model`` computes what the publisher's network does.
+
+        Args:
+            model: A registered name (its registered config is read) or a model with a ``config``.
+
+        Returns:
+            ``{config field: value}``, to pass to ``create_model(name, **options)``; empty when our
+            defaults already compute the publisher's function.
+
+        Raises:
+            ValueError: If the naming does not cover the model's family.
+        """
+        family, shown, _ = model_layout(model)
+        if family not in self.families:
+            raise ValueError(
+                f"naming {self.name!r} covers the {', '.join(self.families)} models; model {shown} is a {family}"
+            )
+        if self.options is None:
+            return {}
+        if isinstance(model, str):
+            from ..models import get_model_entry
+
+            config = get_model_entry(model).config
+        else:
+            config = getattr(model, "config", None)
+        return dict(self.options(family, config))
 
     def _canonical(self, key: str) -> str:
         for pattern, replacement in self.aliases:

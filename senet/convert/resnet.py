@@ -1,4 +1,4 @@
-"""The two namings of public ResNet-family checkpoints (ResNet, ResNeXt, SE-ResNet(X)t, SENet-154).
+"""The two namings of public ResNet-family checkpoints (ResNet, ResNeXt, SE-ResNe(X)t, SENet-154).
 
 * ``legacy``: the SE authors' Caffe models converted to PyTorch (Cadene's ``pretrainedmodels``, timm's
   ``legacy_se*``): the stem is ``layer0`` (``conv1``/``bn1``, or ``conv1..3``/``bn1..3`` for
@@ -6,20 +6,28 @@
 * ``modern``: timm's and torchvision's ResNets (``conv1``/``bn1``, ``layerN.M.{conv,bn}K``,
   ``se.fc1/fc2``, ``downsample``, ``fc``): our own keys, so the map is the identity.
 
-What the keys do not show (the weights load either way; the outputs differ):
+What the keys do not show, read from the publishers' model definitions (Cadene's and timm's
+``senet.py``, timm's ``resnet.py`` and ``squeeze_excite.py``, torchvision's ``resnet.py``) and checked
+by running reference re-implementations of them against ours in float64 (``docs/conversion.md``);
+``naming_options(naming, model)`` gives the options below:
 
-* Stride placement: torchvision's and timm's ResNets are "v1.5" (stride in the 3x3 convolution), so
-  build ``resnet*``/``se_resnet*`` with ``stride_in_1x1=False`` to compute as they do. The legacy
-  SE-ResNets keep the stride in the first 1x1 (our default), the legacy SE-ResNeXts and SENet-154 in
-  the 3x3 (our default too).
-* The legacy stem's max pool is ``MaxPool2d(3, 2, ceil_mode=True)`` without padding (ours by default:
-  padding 1, floor): the same 56x56 at 224 px, but windows shifted by one pixel; build the model with
-  ``stem_pool='ceil'`` to compute as they do. pretrainedmodels' head averages
-  with ``AvgPool2d(7)``, our global average only at 224 px (timm's legacy models pool globally).
-* BatchNorm eps is 1e-5 in all of them, as ours.
+* ``legacy``: the stem's max pool is ``MaxPool2d(3, 2, ceil_mode=True)`` without padding
+  (``stem_pool='ceil'``; ours by default: padding 1). The SE-ResNets (``SEResNetBottleneck``) put the
+  stride on the first 1x1 convolution (``stride_in_1x1=True``), the SE-ResNeXts and SENet-154 on the
+  3x3 (``stride_in_1x1=False``). timm's legacy SE-ResNet-18/34 (``SEResNetBlock``) apply a ReLU after
+  the second BN, before SE (``relu_before_se=True``). Otherwise as ours: SE hidden width
+  ``C // 16`` with biases, ReLU and sigmoid, on the branch after the last BN and before the addition;
+  SENet-154's deep stem, 3x3 stride-2 projections, first 1x1 at half the 3x3's width; BN eps 1e-5.
+  Cadene's head averages with ``AvgPool2d(7)``, which takes only a 7x7 map (224 px input) and then is
+  our global average; timm's legacy models pool globally at any size.
+* ``modern``: stride on the 3x3 convolution ("v1.5": ``stride_in_1x1=False``, also for ``resnet*`` and
+  ``se_resnet*``, whose default is the paper's v1), stem max pool with padding 1 (``stem_pool='pad'``).
+  timm's SE hidden width is ``make_divisible(C / 16, 8)``, which is ``C // 16`` for every ResNet width.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .naming import Naming
 
@@ -48,6 +56,21 @@ def legacy_key_map(family: str, keys: list[str]) -> dict[str, str | None]:
     return {k: _legacy_key(k, stem) for k in keys}
 
 
+def legacy_options(family: str, config: Any) -> dict[str, Any]:
+    """The options under which our ResNet computes what the legacy (Caffe-converted) network computes."""
+    if getattr(config, "block", "bottleneck") == "basic":
+        return {"stem_pool": "ceil", "relu_before_se": True}  # timm's SEResNetBlock: ReLU between bn2 and SE
+    # SEResNetBottleneck strides in the first 1x1; SEResNeXtBottleneck and SEBottleneck (SENet-154) in the 3x3.
+    return {"stem_pool": "ceil", "stride_in_1x1": getattr(config, "groups", 1) == 1}
+
+
+def modern_options(family: str, config: Any) -> dict[str, Any]:
+    """The options under which our ResNet computes what timm's and torchvision's ResNets compute."""
+    if getattr(config, "block", "bottleneck") == "basic":
+        return {"stem_pool": "pad", "relu_before_se": False}
+    return {"stem_pool": "pad", "stride_in_1x1": False}
+
+
 def modern_key_map(family: str, keys: list[str]) -> dict[str, str | None]:
     """Our ResNet keys are the modern naming's."""
     return {k: k for k in keys}
@@ -66,6 +89,7 @@ LEGACY = Naming(
         r"last_linear\.(weight|bias)",
     ),
     key_map=legacy_key_map,
+    options=legacy_options,
 )
 
 MODERN = Naming(
@@ -78,4 +102,5 @@ MODERN = Naming(
         r"fc\.(weight|bias)",
     ),
     key_map=modern_key_map,
+    options=modern_options,
 )

@@ -5,14 +5,27 @@ and pools included) and ``classifier``; ours name the same layers by stage and r
 explicit rules, derived from the order of our keys (which layers exist, which block has an expansion or
 an SE module), not a positional pairing; the tests check the result against torchvision's listings.
 
-What the keys do not show: torchvision's EfficientNet-B0 uses BatchNorm eps 1e-5 (ours: 1e-3, the
-TensorFlow value; ``bn_eps=1e-5`` matches it); its MobileNetV3-Large uses eps 1e-3, as ours does.
+What the keys do not show, read from torchvision's ``vgg.py``, ``densenet.py``, ``mobilenetv3.py``,
+``efficientnet.py`` and ``ops/misc.py`` and checked by running reference re-implementations of them
+against ours in float64 (``docs/conversion.md``); ``naming_options(naming, model)`` gives the options:
+
+* EfficientNet-B0: BatchNorm eps 1e-5 (``nn.BatchNorm2d``'s default; torchvision passes 1e-3 only to
+  B5-B7 and the V2 models), ours 1e-3 (the TensorFlow value): ``bn_eps=1e-5``. The rest is ours: SE
+  hidden width ``max(1, C_in // 4)`` from the block's input width, SiLU and sigmoid; symmetric padding
+  ``(k - 1) // 2``; stochastic depth and dropout only in training.
+* MobileNetV3-Large: eps 1e-3 as ours (``bn_eps=1e-3``); SE hidden width
+  ``_make_divisible(C_exp // 4, 8)``, ReLU and hard sigmoid; head Linear(960, 1280), hard-swish,
+  dropout, Linear; as ours.
+* VGG-16-BN and DenseNet-121: our defaults compute the same function (7x7 adaptive pool before the
+  classifier of VGG; ReLU after ``norm5`` and global average in DenseNet); no options.
+
 Plain torchvision networks have no SE: ``se_vgg16_bn`` and ``se_densenet121`` have no public keys here.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from .naming import Naming
 
@@ -104,12 +117,22 @@ def torchvision_key_map(family: str, keys: list[str]) -> dict[str, str | None]:
     return _inverted_residuals(keys, nested=True, classifier={"fc": "1"})
 
 
+# BatchNorm eps of torchvision's networks where our config has the field (VGG and DenseNet use 1e-5, as ours).
+_BN_EPS = {"MobileNetV3": 1e-3, "EfficientNet": 1e-5}
+
+
+def torchvision_options(family: str, config: Any) -> dict[str, Any]:
+    """The options under which our network computes what torchvision's network computes."""
+    return {"bn_eps": _BN_EPS[family]} if family in _BN_EPS else {}
+
+
 TORCHVISION = Naming(
     name="torchvision",
     description="torchvision's VGG, DenseNet, MobileNetV3 and EfficientNet: features.N..., classifier.N",
     families=("VGG", "DenseNet", "MobileNetV3", "EfficientNet"),
     patterns=(r"features\.[\w.]+", r"classifier\.(\d+\.)?(weight|bias)"),
     key_map=torchvision_key_map,
+    options=torchvision_options,
     # torchvision's DenseNet weights predate its module names: 'denselayer1.norm.1' is 'denselayer1.norm1'.
     aliases=((r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.", r"\1\2."),),
 )

@@ -7,6 +7,7 @@ later runs trust it without hashing it again. A wrong checksum is refused and th
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
@@ -23,17 +24,20 @@ def download_file(
     url: str,
     dest: str | os.PathLike,
     *,
-    md5: str | None,
+    md5: str | None = None,
+    sha256: str | None = None,
     progress: bool = True,
     timeout: float = 60.0,
     chunk_size: int = 1 << 20,
 ) -> Path:
-    """Downloads ``url`` to ``dest``, verifying its MD5 before the file takes its final name.
+    """Downloads ``url`` to ``dest``, verifying its checksum before the file takes its final name.
 
     Args:
         url: Any URL ``urllib`` opens (``https://``, ``http://``, ``file://``).
         dest: The final path; its directory is created if needed.
-        md5: The expected hex MD5, or ``None`` to accept any content.
+        md5: The expected hex MD5, or ``None``.
+        sha256: The expected hex SHA-256, or a prefix of it (torchvision names its files
+            ``<name>-<first 8 hex digits>.pth``), or ``None``. With neither checksum any content is accepted.
         progress: Whether to show a progress bar.
         timeout: Seconds to wait for the server before giving up.
         chunk_size: Bytes read at a time.
@@ -42,13 +46,15 @@ def download_file(
         ``dest`` as a ``Path``.
 
     Raises:
-        ChecksumError: If the content's MD5 differs from ``md5``; nothing is left on disk.
+        ChecksumError: If the content's checksum differs; nothing is left on disk.
         FileNotFoundError: If the server cannot be reached or answers with an error.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    digest = hashlib.md5(usedforsecurity=False)
+    digests = {"MD5": hashlib.md5(usedforsecurity=False), "SHA-256": hashlib.sha256()}
+    expected = {"MD5": md5, "SHA-256": sha256}
+    received, size = 0, None
     try:
         try:
             with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -58,15 +64,26 @@ def download_file(
                 ) as bar:
                     for chunk in iter(lambda: response.read(chunk_size), b""):
                         f.write(chunk)
-                        digest.update(chunk)
+                        received += len(chunk)
+                        for name, digest in digests.items():
+                            if expected[name]:
+                                digest.update(chunk)
                         bar.update(len(chunk))
-        except OSError as e:  # URLError, HTTPError, timeouts and resets are all OSErrors
-            raise FileNotFoundError(f"could not download {url} ({getattr(e, 'reason', e)})") from e
-        if md5 is not None and digest.hexdigest() != md5.lower():
-            raise ChecksumError(
-                f"{url} has MD5 {digest.hexdigest()}, expected {md5}: the download is corrupt or not the "
-                "published file, and was deleted; try again or use another mirror"
+                if size is not None and received != size:
+                    raise http.client.IncompleteRead(b"", size - received)
+        except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, timeouts, resets, cut transfers
+            reason = getattr(e, "reason", None) or (
+                f"the transfer stopped after {received:,} of {size:,} bytes"
+                if isinstance(e, http.client.IncompleteRead) and size else e
             )
+            raise FileNotFoundError(f"could not download {url} ({reason})") from e
+        for name, want in expected.items():
+            got = digests[name].hexdigest()
+            if want and not got.startswith(want.lower()):
+                raise ChecksumError(
+                    f"{url} has {name} {got}, expected {want}{'...' if len(want) < len(got) else ''}: the "
+                    "download is corrupt or not the published file, and was deleted; try again or use another mirror"
+                )
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

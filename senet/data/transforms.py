@@ -16,6 +16,8 @@ import random
 
 from PIL import Image
 
+_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
 
 def random_resized_crop_box(
     width: int,
@@ -103,11 +105,18 @@ class ResizeCenterCrop:
     Args:
         size: The output side S.
         resize: The shorter side before cropping; defaults to ``round(size * 256 / 224)``.
+        interpolation: The resize filter, ``'bilinear'`` (default) or ``'bicubic'``.
+        draft: Let JPEGs decode at a reduced scale first (faster on large photos, but not the
+            publisher's exact pixels: pretrained checkpoints are evaluated with ``draft=False``).
     """
 
-    def __init__(self, size: int, *, resize: int | None = None) -> None:
+    def __init__(self, size: int, *, resize: int | None = None, interpolation: str = "bilinear",
+                 draft: bool = True) -> None:  # fmt: skip
+        if interpolation not in _FILTERS:
+            raise ValueError(f"unknown interpolation {interpolation!r}; valid: {', '.join(_FILTERS)}")
         self.size = size
         self.resize = resize or round(size * 256 / 224)
+        self.interpolation, self.draft = interpolation, draft
         if self.resize < size:
             raise ValueError(f"cannot crop {size} pixels out of a shorter side of {self.resize}")
 
@@ -118,11 +127,13 @@ class ResizeCenterCrop:
             new_w, new_h = self.resize, int(self.resize * height / width)
         else:
             new_w, new_h = int(self.resize * width / height), self.resize
-        img.draft("RGB", (new_w, new_h))
+        if self.draft:
+            img.draft("RGB", (new_w, new_h))
         img = img.convert("RGB") if img.mode != "RGB" else img
-        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+        img = img.resize((new_w, new_h), _FILTERS[self.interpolation])
         left, top = round((new_w - self.size) / 2), round((new_h - self.size) / 2)
         return img.crop((left, top, left + self.size, top + self.size))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(size={self.size}, resize={self.resize})"
+        return (f"{type(self).__name__}(size={self.size}, resize={self.resize}, "
+                f"interpolation={self.interpolation!r}, draft={self.draft})")

@@ -319,6 +319,17 @@ class CifarResNet(SENetModel):
             x = getattr(self, name)(x)
         return self.act_final(self.bn_final(x))
 
+    def feature_plan(self) -> list[tuple[str, int | None, int]]:
+        """``forward_features`` step by step, as (module, output channels or None, stride), for
+        ``senet.models.features``: the stages at strides 1, 2, 4 (the last one after the final BN-ReLU of
+        the pre-activation networks)."""
+        steps: list[tuple[str, int | None, int]] = [("conv1", None, 1), ("bn1", None, 1), ("act1", None, 1)]
+        for index, (name, width) in enumerate(zip(self.stage_names, self.config.widths, strict=True)):
+            steps.append((name, int(width), 2**index))
+        if not isinstance(self.bn_final, nn.Identity):
+            steps += [("bn_final", None, steps[-1][2]), ("act_final", self.num_features, steps[-1][2])]
+        return steps
+
 
 def _post_shortcut(inplanes: int, planes: int, stride: int, shortcut: str) -> nn.Module | None:
     if stride == 1 and inplanes == planes:

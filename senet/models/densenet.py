@@ -195,6 +195,18 @@ class DenseNet(SENetModel):
         """Stem, dense blocks and transitions, final BN-ReLU: (N, in_chans, H, W) -> (N, 1024, H/32, W/32)."""
         return self.act(self.norm(self.stages(self.stem(x))))
 
+    def feature_plan(self) -> list[tuple[str, int | None, int]]:
+        """``forward_features`` step by step, as (module, output channels or None, stride), for
+        ``senet.models.features``: the stem's ReLU at stride 2, dense blocks 1-3 at 4, 8, 16, the final
+        BN-ReLU at 32."""
+        stem = self.stem[1].num_features
+        steps: list[tuple[str, int | None, int]] = [
+            ("stem.0", None, 2), ("stem.1", None, 2), ("stem.2", stem, 2), ("stem.3", None, 4)
+        ]
+        for index, stage in enumerate(self.stages):
+            steps.append((f"stages.{index}", stage[-1].out_channels, 4 * 2**index))
+        return steps + [("norm", None, steps[-1][2]), ("act", self.num_features, steps[-1][2])]
+
 
 def _register() -> None:
     config = DenseNetConfig()

@@ -172,6 +172,21 @@ class BNInception(SENetModel):
         """conv1, conv2 and the Inception modules: (N, in_chans, H, W) -> (N, 1024, H/32, W/32)."""
         return self.stages(self.stem(x))
 
+    def feature_plan(self) -> list[tuple[str, int | None, int]]:
+        """``forward_features`` step by step, as (module, output channels or None, stride), for
+        ``senet.models.features``: conv1 at stride 2, conv2's 3x3 at 4, then every Inception module (the
+        last one before a reduction is the feature: 3b at 8, 4d at 16, 5b at 32)."""
+        w1, w2 = self.stem[0][0].conv.out_channels, self.stem[1][1].conv.out_channels
+        steps: list[tuple[str, int | None, int]] = [
+            ("stem.0.0", w1, 2), ("stem.0.1", w1, 4), ("stem.1.0", None, 4), ("stem.1.1", w2, 4), ("stem.1.2", w2, 8)
+        ]
+        stride = 8
+        for s, stage in enumerate(self.stages):
+            for b, module in enumerate(stage):
+                stride *= module.branch_3x3[1].conv.stride[0]
+                steps.append((f"stages.{s}.{b}", module.out_channels, stride))
+        return steps
+
 
 def _register() -> None:
     config = InceptionConfig()

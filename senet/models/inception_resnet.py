@@ -6,8 +6,10 @@ residual Inception blocks A (35x35 at 299 px), B (17x17) and C (8x8) separated b
 modules, each block's branch scaled before the addition. The widths, the scales (0.17, 0.10, 0.20)
 and the block counts (10 A, 20 B, 10 C; the last C block without ReLU) are those of the public
 TensorFlow-slim model (55,843,464 parameters), whose stem ends in "Mixed_5b" (320 channels) rather
-than the paper's Fig. 3 stem. SE as in Hu et al., "Squeeze-and-Excitation Networks" (arXiv:1709.01507), whose Table 2
-reports SE-Inception-ResNet-v2 at 299 px.
+than the paper's Fig. 3 stem; that model scales its very last C block by 1.0, not 0.20
+(``last_block_scale=1.0``, see ``senet.convert.naming_options``). SE as in Hu et al.,
+"Squeeze-and-Excitation Networks" (arXiv:1709.01507), whose Table 2 reports SE-Inception-ResNet-v2 at
+299 px.
 
 Stages follow the output stride, as in the ResNets (stage n ends at stride 2^n): stages 1 and 2 are
 the stem up to stride 4 (conv 1a-2b, then max pool, conv 3b, 4a), stage 3 is the max pool to stride 8,
@@ -53,18 +55,26 @@ class InceptionResNetConfig:
         scales: The residual scaling of A, B and C blocks (the paper's Fig. 20).
         num_features: Output channels of the final 1x1 convolution.
         drop_rate: Dropout before the classifier (the paper keeps 0.8 of the units in training).
+        last_block_scale: The residual scaling of the very last C block (the one without ReLU); ``None``:
+            the C blocks' scale. The TF-slim model and its ports (checkpoints in the ``tf_slim`` naming)
+            build that block (``block8``) with its default scale, 1.0.
     """
 
     blocks: tuple[int, int, int] = (10, 20, 10)
     scales: tuple[float, float, float] = (0.17, 0.10, 0.20)
     num_features: int = 1536
     drop_rate: float = 0.0
+    last_block_scale: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.blocks) != 3 or any(int(n) < 1 for n in self.blocks):
             raise ValueError(f"blocks must be three positive counts (A, B, C), got {self.blocks!r}")
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
+        if self.last_block_scale is not None and (
+            isinstance(self.last_block_scale, bool) or not isinstance(self.last_block_scale, (int, float))
+        ):
+            raise ValueError(f"last_block_scale must be a number or None, got {self.last_block_scale!r}")
 
 
 class Mixed5b(nn.Module):
@@ -205,10 +215,13 @@ class InceptionResNetV2(SENetModel):
             ReductionA(),  # (N, 1088, 17, 17)
             *[InceptionResNetBlock("B", scale=s_b, attention=attn.create(1088, 4, b)) for b in range(1, n_b + 1)],
         )
+        s_last = s_c if config.last_block_scale is None else config.last_block_scale
         self.stage5 = nn.Sequential(
             ReductionB(),  # (N, 2080, 8, 8)
             *[
-                InceptionResNetBlock("C", scale=s_c, attention=attn.create(2080, 5, b), activate=b < n_c)
+                InceptionResNetBlock(
+                    "C", scale=s_c if b < n_c else s_last, attention=attn.create(2080, 5, b), activate=b < n_c
+                )
                 for b in range(1, n_c + 1)
             ],
             _conv(2080, config.num_features, 1),
@@ -223,11 +236,30 @@ class InceptionResNetV2(SENetModel):
         Inputs below 75x75 pixels are zero-padded (centred) to 75 on the short side(s), since the stem's
         unpadded convolutions need that much.
         """
+        return self.stage5(self.stage4(self.stage3(self.stem(self.pad_input(x)))))
+
+    @staticmethod
+    def pad_input(x: Tensor) -> Tensor:
+        """Checks that ``x`` is (N, C, H, W) and zero-pads it (centred) to at least 75x75 pixels."""
         check_image_input(x, "inception_resnet_v2")
         dh, dw = max(0, MIN_INPUT_SIZE - x.shape[-2]), max(0, MIN_INPUT_SIZE - x.shape[-1])
         if dh or dw:
             x = nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-        return self.stage5(self.stage4(self.stage3(self.stem(x))))
+        return x
+
+    def feature_plan(self) -> list[tuple[object, int | None, int]]:
+        """``forward_features`` step by step, as (module or function, output channels or None, stride), for
+        ``senet.models.features``: conv 2b at stride 2, conv 4a at 4, the A, B and C stages at 8, 16, 32
+        (strides nominal: the unpadded convolutions make the maps a little smaller than H / stride)."""
+        stem = [("conv2d_1a", None, 2), ("conv2d_2a", None, 2), ("conv2d_2b", 64, 2), ("maxpool_3a", None, 4),
+                ("conv2d_3b", None, 4), ("conv2d_4a", 192, 4)]  # fmt: skip
+        return [
+            (self.pad_input, None, 1),
+            *[(f"stem.{name}", chs, stride) for name, chs, stride in stem],
+            ("stage3", 320, 8),
+            ("stage4", 1088, 16),
+            ("stage5", self.num_features, 32),
+        ]
 
 
 def _register() -> None:

@@ -129,6 +129,17 @@ class MobileNet(SENetModel):
         """Stem and the 13 blocks: (N, in_chans, H, W) -> (N, num_features, H/32, W/32)."""
         return self.stages(self.stem(x))
 
+    def feature_plan(self) -> list[tuple[str, int | None, int]]:
+        """``forward_features`` step by step, as (module, output channels or None, stride), for
+        ``senet.models.features``: the stem and every block (the last block at each stride is a feature)."""
+        stride = 2
+        steps: list[tuple[str, int | None, int]] = [("stem", self.stem.conv.out_channels, stride)]
+        for s, stage in enumerate(self.stages):
+            for b, block in enumerate(stage):
+                stride *= block.conv_dw.conv.stride[0]
+                steps.append((f"stages.{s}.{b}", block.conv_pw.conv.out_channels, stride))
+        return steps
+
 
 def _register() -> None:
     config = MobileNetConfig()

@@ -182,6 +182,18 @@ class MobileNetV3(SENetModel):
         """Stem, blocks and the last 1x1 convolution: (N, in_chans, H, W) -> (N, 960, H/32, W/32)."""
         return self.stages(self.stem(x))
 
+    def feature_plan(self) -> list[tuple[str, int | None, int]]:
+        """``forward_features`` step by step, as (module, output channels or None, stride), for
+        ``senet.models.features``: the stem, every block (the last block at each stride is a feature) and
+        the last 1x1 convolution."""
+        stride = 2
+        steps: list[tuple[str, int | None, int]] = [("stem", self.stem.conv.out_channels, stride)]
+        for s in range(len(self.config.stages)):
+            for b, block in enumerate(self.stages[s]):
+                stride *= block.conv_dw.conv.stride[0]
+                steps.append((f"stages.{s}.{b}", block.conv_pwl.conv.out_channels, stride))
+        return steps + [(f"stages.{len(self.config.stages)}", self.num_features, stride)]
+
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Global average pooling, the hidden linear layer, dropout and the classifier.
 

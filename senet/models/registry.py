@@ -11,6 +11,7 @@ import dataclasses
 import fnmatch
 import inspect
 import numbers
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,6 +193,9 @@ def create_model(
     se_stages: tuple[int, ...] | list[int] | None = None,
     se_placement: str = "standard",
     attention_kwargs: dict[str, Any] | None = None,
+    pretrained: bool | str | os.PathLike = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | list[int] | None = None,
     **model_options: Any,
 ) -> nn.Module:
     """Builds a registered network.
@@ -209,6 +213,18 @@ def create_model(
         se_placement: 'standard' (x + SE(F(x))), 'pre' (x + F(SE(x))), 'post' (SE(x + F(x))),
             'identity' (SE(x) + F(x)) or 'after_3x3' (SE on the 3x3 convolution's output).
         attention_kwargs: Further arguments for the attention module (e.g. ``{'gate': 'tanh'}``).
+        pretrained: Load public weights: ``True`` (the model's default checkpoint, see
+            ``senet pretrained list``), a tag of the pretrained table, a URL, a checkpoint file (any known
+            naming) or a senet run directory. The network is built with the options under which it computes
+            what the checkpoint's network computes (e.g. ``stem_pool='ceil'`` for the SE authors' models;
+            options given here override them), and loaded strictly; a ``num_classes`` other than the
+            checkpoint's replaces the loaded classifier by a new one. ``model.pretrained_info`` says what
+            was loaded, ``senet.data_config(model)`` the preprocessing it expects.
+        features_only: Return the backbone: a ``senet.models.features.FeatureExtractor`` whose
+            ``forward`` gives the stage feature maps and whose ``feature_info`` their channels, strides and
+            modules (docs/backbones.md). It has no classifier, so ``num_classes`` is refused with it.
+        out_indices: With ``features_only``, the feature maps to return (ImageNet networks: 0..4 at strides
+            2..32; CIFAR networks: 0..2 at strides 1..4); default all.
         **model_options: Fields of the network's config to override (e.g. ``stride_in_1x1=False``,
             ``drop_rate=0.2``).
 
@@ -220,6 +236,15 @@ def create_model(
         ValueError: On an unknown model, attention, placement, stage or option (listing the valid ones).
     """
     entry = get_model_entry(name)
+    if pretrained is not False and pretrained is not None:
+        from ..pretrained.factory import create_pretrained
+
+        model = create_pretrained(
+            entry.name, pretrained, num_classes=None if num_classes is DEFAULT else num_classes, build=create_model,
+            in_chans=in_chans, attention=attention, reduction=reduction, se_stages=se_stages,
+            se_placement=se_placement, attention_kwargs=attention_kwargs, **model_options,
+        )  # fmt: skip
+        return _cut(model, entry, features_only, out_indices, model.num_classes)
     if num_classes is DEFAULT:
         num_classes = entry.num_classes
     if not isinstance(num_classes, int) or num_classes < 0:
@@ -255,6 +280,21 @@ def create_model(
             f"model {name!r} has no stage {', '.join(map(str, missing))}; its stages (the stem is stage 1): {valid}"
         )
     model.default_input_size = (in_chans, *entry.input_size[1:])
+    model.model_name = entry.name  # what load_pretrained checks a checkpoint's options against
+    return _cut(model, entry, features_only, out_indices, num_classes)
+
+
+def _cut(
+    model: nn.Module, entry: ModelEntry, features_only: bool, out_indices: Any, num_classes: int
+) -> nn.Module:
+    """The backbone of the built (and loaded) model when ``features_only``: the last step of ``create_model``."""
+    if features_only or out_indices is not None:
+        from .features import features_model
+
+        model = features_model(
+            model, name=entry.name, features_only=features_only, out_indices=out_indices,
+            num_classes=num_classes, default_num_classes=entry.num_classes,
+        )  # fmt: skip
     return model
 
 

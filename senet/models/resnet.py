@@ -132,6 +132,8 @@ class BasicBlock(nn.Module):
             for the identity.
         attention: ``attention(channels) -> module or None``, the block's SE (labelled by the caller).
         placement: Where SE goes, one of ``PLACEMENTS``.
+        relu_before_se: Apply a ReLU to the residual branch's output (after ``bn2``), before SE and the
+            addition: y = relu(x' + SE(relu(bn2(conv2(...))))), as timm's legacy SE-ResNet-18/34 do.
     """
 
     expansion = 1
@@ -145,6 +147,7 @@ class BasicBlock(nn.Module):
         downsample: nn.Module | None = None,
         attention: AttentionFactory = no_attention,
         placement: str = "standard",
+        relu_before_se: bool = False,
     ) -> None:
         super().__init__()
         check_choice("se_placement", placement, PLACEMENTS)
@@ -155,6 +158,8 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.se = attention(se_channels(placement, inplanes=inplanes, mid=planes, outplanes=planes))
+        # No parameters: the key layout is the same either way.
+        self.act_branch = nn.ReLU(inplace=True) if relu_before_se else None
         self.act2 = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -168,6 +173,9 @@ class BasicBlock(nn.Module):
         out = self.act1(self.bn1(self.conv1(out)))
         if self.se is not None and self.placement == "after_3x3":
             out = self.se(out)
+        if self.act_branch is not None:
+            branch = self.act_branch(self.bn2(self.conv2(out)))
+            return self.act2(merge_residual(shortcut, branch, self.se, self.placement))
         return finish_block(self.conv2(out), self.bn2, shortcut, self.se, self.placement, self.act2)
 
 
@@ -260,6 +268,9 @@ class ResNetConfig:
             paper's ResNets) instead of its 3x3 convolution ("v1.5", ResNeXt, SENet-154).
         drop_rate: Dropout before the classifier (SENet-154: 0.2).
         zero_init_last: Zero-init the last BN gamma of every residual branch.
+        relu_before_se: Basic blocks only: a ReLU on the residual branch's output (after its second BN),
+            before SE and the addition, as in timm's legacy SE-ResNet-18/34 (``SEResNetBlock``, whose
+            checkpoints use the ``legacy`` naming); no parameter changes.
     """
 
     block: str = "bottleneck"
@@ -274,6 +285,7 @@ class ResNetConfig:
     stride_in_1x1: bool = True
     drop_rate: float = 0.0
     zero_init_last: bool = False
+    relu_before_se: bool = False
 
     def __post_init__(self) -> None:
         check_choice("block", self.block, BLOCKS)
@@ -284,6 +296,8 @@ class ResNetConfig:
             raise ValueError(f"layers must be a non-empty tuple of positive block counts, got {self.layers!r}")
         if self.block == "basic" and (self.groups != 1 or self.base_width != 64 or self.reduce_first != 1):
             raise ValueError("basic blocks support only groups=1, base_width=64, reduce_first=1")
+        if self.relu_before_se and self.block != "basic":
+            raise ValueError("relu_before_se applies to basic blocks only (block='basic')")
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate!r}")
 
@@ -338,7 +352,7 @@ class ResNet(SENetModel):
             self.maxpool = nn.MaxPool2d(3, 2, 0, ceil_mode=True)  # (N, C, H/4, W/4) at even H, W
 
         if config.block == "basic":
-            make_block: Callable[..., nn.Module] = BasicBlock
+            make_block: Callable[..., nn.Module] = functools.partial(BasicBlock, relu_before_se=config.relu_before_se)
             expansion = BasicBlock.expansion
         else:
             make_block = functools.partial(
@@ -401,6 +415,17 @@ class ResNet(SENetModel):
         for name in self.stage_names:
             x = getattr(self, name)(x)
         return x
+
+    def feature_plan(self) -> list[tuple[str, int | None, int]]:
+        """``forward_features`` step by step, as (module, output channels or None, stride), for
+        ``senet.models.features``: the stem's ReLU at stride 2, then conv2_x.. at 4, 8, 16, 32."""
+        steps: list[tuple[str, int | None, int]] = [
+            ("conv1", None, 2), ("bn1", None, 2), ("act1", self.bn1.num_features, 2), ("maxpool", None, 4)
+        ]
+        expansion = BasicBlock.expansion if self.config.block == "basic" else Bottleneck.expansion
+        for index, name in enumerate(self.stage_names):
+            steps.append((name, 64 * 2**index * expansion, 4 * 2**index))
+        return steps
 
 
 def _register() -> None:

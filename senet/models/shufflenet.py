@@ -172,6 +172,18 @@ class ShuffleNet(SENetModel):
         """Stem and stages 2-4: (N, in_chans, H, W) -> (N, num_features, H/32, W/32)."""
         return self.stages(self.stem(x))
 
+    def feature_plan(self) -> list[tuple[str, int | None, int]]:
+        """``forward_features`` step by step, as (module, output channels or None, stride), for
+        ``senet.models.features``: conv1 at stride 2, its max pool at 4, stages 2-4 at 8, 16, 32."""
+        stem = self.stem[0].conv.out_channels
+        steps: list[tuple[str, int | None, int]] = [("stem.0", stem, 2), ("stem.1", stem, 4)]
+        stride = 4
+        for index, stage in enumerate(self.stages):
+            for unit in stage:
+                stride *= unit.stride
+            steps.append((f"stages.{index}", self.config.stage_channels[index], stride))
+        return steps
+
 
 def _register() -> None:
     config = ShuffleNetConfig()

@@ -114,6 +114,22 @@ class VGG(SENetModel):
         """Five conv-blocks: (N, in_chans, H, W) -> (N, num_features, H/32, W/32)."""
         return self.stages(x)
 
+    def feature_plan(self) -> list[tuple[str, int | None, int]]:
+        """``forward_features`` step by step, as (module, output channels or None, stride), for
+        ``senet.models.features``: every conv layer and max pool. The full-resolution layers (conv1_x) are
+        not offered as features, so the features are conv2_2, conv3_3, conv4_3, conv5_3 (before their max
+        pools) and pool5, at strides 2 to 32."""
+        steps: list[tuple[str, int | None, int]] = []
+        stride, channels = 1, 0
+        for s, stage in enumerate(self.stages):
+            for b, layer in enumerate(stage):
+                if isinstance(layer, nn.MaxPool2d):
+                    stride *= 2
+                else:
+                    channels = layer.conv.out_channels
+                steps.append((f"stages.{s}.{b}", channels if stride > 1 else None, stride))
+        return steps
+
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Pools to 7x7, then fc6, fc7 (ReLU, dropout) and the classifier.
 

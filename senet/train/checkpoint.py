@@ -64,11 +64,17 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     """Saves the model's weights as safetensors, atomically."""
+    atomic_save_tensors(unwrap(model).state_dict(), path, metadata)
+
+
+def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Saves ``{name: tensor}`` as a safetensors file through a temporary file and ``os.replace``: the file
+    at ``path`` is the old one or the whole new one, never a part (shared storage is copied apart)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        save_file(model_state(model), tmp, metadata=metadata)
+        save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

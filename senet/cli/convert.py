@@ -1,0 +1,54 @@
+"""``senet convert``: a public checkpoint into this library's keys (or ours into a public naming)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .._choices import NAMINGS
+
+ORDER = 13
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds the ``convert`` command."""
+    p = sub.add_parser(
+        "convert",
+        help="convert a checkpoint between this library's keys and a public naming",
+        description="Reads a checkpoint (.pth/.pt/.tar with or without a state_dict wrapper, .safetensors, or a "
+        "senet run directory) without running pickled code, recognises its naming from the keys, checks every "
+        "tensor against the model and writes it as safetensors in the target naming (ours by default).",
+    )
+    p.add_argument("input", type=Path, help="the checkpoint to read")
+    p.add_argument("output", type=Path, help="the .safetensors file to write (an existing one needs --force)")
+    p.add_argument("--model", required=True, help="the model the weights belong to (see `senet list`)")
+    p.add_argument("--source", default="auto", choices=("auto", *NAMINGS),
+                   help="the input's naming (default: recognised from the keys)")  # fmt: skip
+    p.add_argument("--to", default="ours", choices=NAMINGS, help="the output's naming (default: ours)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Converts and writes the checkpoint; returns the exit code."""
+    from ..convert import OURS, convert_state_dict
+    from ..models.registry import canonical_model_name, get_model_entry
+    from ..pretrained.reading import read_state_dict
+    from ..train.checkpoint import atomic_save_tensors
+
+    name = get_model_entry(canonical_model_name(args.model)).name
+    out = args.output
+    if out.suffix != ".safetensors":
+        raise ValueError(f"{out}: the output is written as safetensors; name it *.safetensors")
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists; add --force to replace it")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"the output folder {out.parent} does not exist")
+    if out.exists() and args.input.exists() and out.resolve() == args.input.resolve():
+        raise ValueError("the output would replace the input; choose another output file")
+    state = read_state_dict(args.input)
+    ours = convert_state_dict(state, args.source, model=name)  # checks every key and shape
+    converted = ours if args.to == OURS else convert_state_dict(ours, OURS, model=name, target=args.to)
+    atomic_save_tensors(converted, out, metadata={"senet_model": name, "naming": args.to})
+    print(f"{len(converted)} tensors of {name} written to {out} ({args.to} naming)")
+    return 0

@@ -1,0 +1,36 @@
+"""Public ImageNet checkpoints: the table, safe reading, conversion on load, download, preprocessing, evaluation.
+
+    >>> model = senet.create_model("se_resnet50", pretrained=True)         # the authors' Caffe model
+    >>> senet.data_config(model)["interpolation"]
+    'bilinear'
+    >>> report = senet.load_pretrained(model, "my_checkpoint.pth", strict=False)
+    >>> report.missing, report.unexpected, report.mismatched
+"""
+
+from .evaluate import evaluate_imagenet_folder, imagenet_classes, imagenet_folder_classes
+from .factory import PretrainedInfo, create_pretrained, data_config, resolve_checkpoint
+from .hub import fetch, pretrained_dir
+from .loading import LoadReport, load_pretrained
+from .reading import UnsafeCheckpointError, read_state_dict
+from .table import PRETRAINED, Preprocessing, PretrainedWeights, get_pretrained, list_pretrained
+
+__all__ = [
+    "PRETRAINED",
+    "LoadReport",
+    "Preprocessing",
+    "PretrainedInfo",
+    "PretrainedWeights",
+    "UnsafeCheckpointError",
+    "create_pretrained",
+    "data_config",
+    "evaluate_imagenet_folder",
+    "fetch",
+    "get_pretrained",
+    "imagenet_classes",
+    "imagenet_folder_classes",
+    "list_pretrained",
+    "load_pretrained",
+    "pretrained_dir",
+    "read_state_dict",
+    "resolve_checkpoint",
+]

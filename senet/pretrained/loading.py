@@ -1,0 +1,231 @@
+"""``load_pretrained``: a checkpoint's weights into a model, from any public naming, with a report.
+
+    >>> model = senet.create_model("se_resnet50", stem_pool="ceil")
+    >>> report = senet.load_pretrained(model, "se_resnet50-ce0d4300.pth")    # the authors' Caffe model
+    >>> report.naming
+    'legacy'
+
+The file is read without running pickled code (``reading.read_state_dict``), its naming recognised from
+the keys and converted (``senet.convert``), and every tensor checked against the model: missing and
+unexpected keys by name, a shape that does not fit as one error naming the key and both shapes. With
+``strict=False`` what fits is loaded and the rest reported (e.g. a new classifier for fine-tuning).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..convert import OURS, convert_state_dict, detect_naming, get_naming, model_layout
+from .hub import fetch, is_url
+from .reading import read_state_dict
+
+# Counters BatchNorm fills in itself; old checkpoints (PyTorch < 0.4.1) do not have them.
+_OPTIONAL_SUFFIX = ".num_batches_tracked"
+
+
+@dataclass
+class LoadReport:
+    """What ``load_pretrained`` did.
+
+    Attributes:
+        source: The file read (or the description of an in-memory state dict).
+        naming: The checkpoint's naming (``'ours'`` or one of ``senet.list_namings()``).
+        loaded: The model keys that received a tensor.
+        missing: Model keys the checkpoint has no tensor for (left as they were).
+        unexpected: Checkpoint keys (in its own naming) the model has no place for.
+        mismatched: ``(model key, checkpoint shape, model shape)`` of tensors that do not fit (not loaded).
+        options: Model options under which the model computes what the publisher's network computes,
+            that the model was not built with (``{}`` when it was); see ``senet.convert.naming_options``.
+    """
+
+    source: str
+    naming: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every model tensor was loaded and every checkpoint tensor used."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self) -> str:
+        """One line: what was loaded and what was not."""
+        parts = [f"loaded {len(self.loaded)} tensors from {self.source} ({self.naming} naming)"]
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing: {_listing(self.missing)}")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected: {_listing(self.unexpected)}")
+        if self.mismatched:
+            shown = "; ".join(
+                f"{k} {tuple(a)} in the checkpoint, {tuple(b)} in the model" for k, a, b in self.mismatched[:2]
+            )
+            parts.append(f"{len(self.mismatched)} of another shape: {shown}")
+        return "; ".join(parts)
+
+
+def _listing(keys: list[str], n: int = 3) -> str:
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def load_pretrained(
+    model: nn.Module,
+    path_or_url: str | os.PathLike | Mapping[str, torch.Tensor],
+    *,
+    source: str = "auto",
+    strict: bool = True,
+    progress: bool = True,
+) -> LoadReport:
+    """Loads a checkpoint into ``model``, converting it from its public naming when needed.
+
+    Args:
+        model: The model (any zoo model; built with ``create_model``).
+        path_or_url: A checkpoint file (``.pth``/``.pt``/``.tar``/``.bin`` with or without a
+            ``state_dict``/``model`` wrapper, or ``.safetensors``), a senet run directory, a URL
+            (downloaded into the cache), or a state dict.
+        source: The checkpoint's naming: ``'auto'`` (recognised from the keys), ``'ours'`` or one of
+            ``senet.list_namings()``.
+        strict: Refuse (and load nothing) unless every tensor fits; ``False`` loads what fits and reports
+            the rest (e.g. a classifier of another size).
+        progress: Show a progress bar while downloading.
+
+    Returns:
+        The ``LoadReport``.
+
+    Raises:
+        FileNotFoundError: On a missing file or a failed download.
+        UnsafeCheckpointError: On a pickle that asks to run code (nothing of it runs).
+        ValueError: On an unreadable file, a naming that does not fit, or, with ``strict``, any missing,
+            unexpected or misshapen tensor: one line naming the keys (and both shapes).
+    """
+    if isinstance(path_or_url, Mapping):
+        state, where = dict(path_or_url), "the state dict"
+    else:
+        path = fetch(path_or_url, progress=progress) if is_url(path_or_url) else Path(path_or_url).expanduser()
+        state, where = read_state_dict(path), str(path)
+    if not state:
+        raise ValueError(f"{where} holds no tensors")
+    naming = _naming_of(state, model, source)
+    if strict:
+        # The converter checks every key and shape and says what does not fit, in one line.
+        try:
+            ours = convert_state_dict(state, naming, model=model)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        report = _compare(ours, model, where, naming)
+        if not report.complete:
+            raise ValueError(f"{where} does not fit the model: {report.summary().split('; ', 1)[1]}")
+    else:
+        ours, unexpected = _rename_leniently(state, naming, model)
+        report = _compare(ours, model, where, naming)
+        report.unexpected = unexpected + report.unexpected
+    fitting = {k: ours[k] for k in report.loaded}
+    with torch.no_grad():
+        model.load_state_dict(fitting, strict=False)
+    report.options = _options_not_set(model, naming)
+    if report.options:
+        shown = ", ".join(f"{k}={v!r}" for k, v in report.options.items())
+        warnings.warn(
+            f"{where} was trained with a network that differs from this model: build it with {shown} "
+            f"(create_model(..., pretrained=path) does this) to compute what the original computes",
+            stacklevel=2,
+        )
+    return report
+
+
+def _naming_of(state: Mapping[str, Any], model: nn.Module, source: str) -> str:
+    if source != "auto":
+        if source != OURS:
+            get_naming(source)  # an unknown naming fails here, listing the valid ones
+        return source
+    return checkpoint_naming(state, model.state_dict())
+
+
+def checkpoint_naming(state: Mapping[str, Any], own: Mapping[str, Any]) -> str:
+    """The naming of a checkpoint's keys: ``'ours'`` when every key is one of ``own`` (the model's keys),
+    else the public naming every key fits; a checkpoint that fits none but is mostly ours counts as ours
+    (its missing and extra keys are then reported by name).
+
+    Raises:
+        ValueError: When the keys fit no naming (one line naming the closest and the keys that do not fit).
+    """
+    keys = [k[len("module.") :] if k.startswith("module.") else k for k in state]
+    if all(k in own for k in keys):
+        return OURS
+    try:
+        return detect_naming(keys).name
+    except ValueError:
+        if sum(k in own for k in keys) * 2 > len(keys):
+            return OURS
+        raise
+
+
+def _rename_leniently(
+    state: Mapping[str, torch.Tensor], naming: str, model: nn.Module
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The checkpoint under the model's keys, as far as its keys map; and the keys that do not."""
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    if naming == OURS:
+        own = model.state_dict()
+        return {k: v for k, v in state.items() if k in own}, [k for k in state if k not in own]
+    public = get_naming(naming)
+    family, _, layout = model_layout(model)
+    if family not in public.families:
+        raise ValueError(f"naming {naming!r} covers the {', '.join(public.families)} models, not a {family}")
+    theirs_to_ours = {theirs: ours for ours, theirs in public.key_map(family, list(layout)).items() if theirs}
+    renamed, unexpected = {}, []
+    for key, value in state.items():
+        canonical = public._canonical(key)
+        if canonical in theirs_to_ours:
+            renamed[theirs_to_ours[canonical]] = value
+        else:
+            unexpected.append(key)
+    return renamed, unexpected
+
+
+def _compare(ours: Mapping[str, torch.Tensor], model: nn.Module, where: str, naming: str) -> LoadReport:
+    own = model.state_dict()
+    report = LoadReport(source=where, naming=naming)
+    for key, target in own.items():
+        if key not in ours:
+            if not key.endswith(_OPTIONAL_SUFFIX):
+                report.missing.append(key)
+        elif tuple(ours[key].shape) != tuple(target.shape):
+            report.mismatched.append((key, tuple(ours[key].shape), tuple(target.shape)))
+        else:
+            report.loaded.append(key)
+    report.unexpected = [k for k in ours if k not in own]
+    return report
+
+
+def model_options_of(model: nn.Module) -> dict[str, Any]:
+    """The config fields of a zoo model (``{}`` for a model ``create_model`` did not build)."""
+    config = getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        return {}
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def _options_not_set(model: nn.Module, naming: str) -> dict[str, Any]:
+    """The publisher's options (for this model and naming) that ``model`` was built without."""
+    name = getattr(model, "model_name", None)
+    if naming == OURS or name is None:
+        return {}
+    from ..convert import naming_options
+
+    wanted = naming_options(naming, name)
+    have = model_options_of(model)
+    return {k: v for k, v in wanted.items() if k in have and have[k] != v}
