@@ -254,3 +254,14 @@ def test_the_cli_refuses_a_crafted_checkpoint_in_one_line(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.count("\n") == 1 and "refused" in out.stderr
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
+
+
+def test_hub_files_with_generic_names_do_not_collide_in_the_cache():
+    from senet.pretrained.hub import cached_path
+
+    a = cached_path("https://huggingface.co/timm/inception_resnet_v2.tf_in1k/resolve/0123/pytorch_model.bin")
+    b = cached_path("https://huggingface.co/timm/other.model/resolve/main/pytorch_model.bin")
+    assert a.name == "timm--inception_resnet_v2.tf_in1k--pytorch_model.bin" and a != b
+    assert cached_path("https://download.pytorch.org/models/resnet50-0676ba61.pth").name == "resnet50-0676ba61.pth"
+    with pytest.raises(ValueError, match="names no file"):
+        cached_path("https://example.com/")

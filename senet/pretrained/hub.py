@@ -31,10 +31,16 @@ def pretrained_dir() -> Path:
 
 
 def cached_path(url: str) -> Path:
-    """The cache path of the file at ``url`` (its last path component under ``pretrained_dir()``)."""
-    name = Path(urlparse(url).path).name
+    """The cache path of the file at ``url``: its file name under ``pretrained_dir()``; for a Hugging Face
+    Hub file, whose names repeat (``pytorch_model.bin``), the repository's name joined to it."""
+    parsed = urlparse(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    name = parts[-1] if parts else ""
     if not name or name in (".", ".."):
         raise ValueError(f"{url} names no file")
+    if parsed.netloc == "huggingface.co" and "resolve" in parts and parts.index("resolve") >= 2:
+        owner, repo = parts[parts.index("resolve") - 2 : parts.index("resolve")]
+        name = f"{owner}--{repo}--{name}"
     return pretrained_dir() / name
 
 

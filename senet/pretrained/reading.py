@@ -123,10 +123,15 @@ def _torch_load(path: Path) -> Any:
                 "refused without running any of it"
             ) from None
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({_first_line(reason)})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
         raise ValueError(
             f"{path} is not a readable PyTorch checkpoint ({_first_line(str(e)) or type(e).__name__}); "
             "is it truncated or of another format?"
+        ) from None
+    except Exception:  # the unpickler's own errors on bytes that are not a pickle at all
+        raise ValueError(
+            f"{path} is not a readable PyTorch checkpoint (not a torch.save or safetensors file); is it truncated "
+            "or of another format?"
         ) from None
 
 
