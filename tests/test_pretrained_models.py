@@ -189,7 +189,10 @@ def make_val_folder(root, wnids, per_class=3, seed=0):
         (root / wnid).mkdir(parents=True)
         for i in range(per_class):
             h, w = rng.integers(40, 90, size=2)
-            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / wnid / f"img{i}.JPEG")
+            # A colour of its own per image (the test classifier looks at the mean colour), with texture.
+            colour = rng.integers(0, 256, 3)
+            pixels = np.clip(colour + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / wnid / f"img{i}.JPEG")
     return root
 
 
