@@ -16,3 +16,6 @@ BENCH_SUITES = ("se", "network", "engine", "compile")
 
 # Checkpoint namings of ``senet convert`` (``senet.convert.list_namings()`` plus our own keys).
 NAMINGS = ("ours", "legacy", "modern", "torchvision", "tf_slim")
+
+# Formats of ``senet export``.
+EXPORT_FORMATS = ("onnx", "torchscript")

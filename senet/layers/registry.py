@@ -12,6 +12,8 @@ from typing import Any, TypeVar, Union
 
 from torch import nn
 
+from .._validation import did_you_mean
+
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
 T = TypeVar("T", bound=type)
@@ -60,7 +62,8 @@ def get_attention(spec: AttentionSpec) -> Callable[..., nn.Module] | None:
         if key in ("none", ""):
             return None
         if key not in _REGISTRY:
-            raise ValueError(f"unknown attention {spec!r}; valid names: {', '.join(list_attention())}")
+            hint = did_you_mean(spec, list_attention(), n=2)
+            raise ValueError(f"unknown attention {spec!r}{hint} (valid names: {', '.join(list_attention())})")
         return _REGISTRY[key]
     if callable(spec):
         return spec
