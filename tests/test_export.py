@@ -179,6 +179,32 @@ def test_export_leaves_the_model_as_it_was(tmp_path):
         assert torch.equal(value, state[key]), key
 
 
+def test_a_plain_torch_export_of_the_fast_path_is_not_tied_to_one_size(tmp_path):
+    # Without senet.export: the fast path itself takes the mean under a trace (a baked 1/HW would make the
+    # file right at the traced size only) and the fused block its plain formula.
+    model = _model("se_cifar_resnet20").eval()
+    assert all(m.fast for m in _se_modules(model))
+    path = tmp_path / "plain.onnx"
+    with contextlib.redirect_stdout(sys.stderr):
+        torch.onnx.export(model, torch.randn(1, 3, 32, 32), str(path), dynamo=False, opset_version=17,
+                          input_names=["x"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})  # fmt: skip
+    ops = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    # One mean per SE block (the fused blocks call SE's excite, so the nodes are the block's) and the head's.
+    assert ops["ReduceMean"] == len(_se_modules(model)) + 1 and not ops["ReduceSum"], ops
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for side in (32, 40):
+        x = torch.randn(2, 3, side, side)
+        with torch.no_grad():
+            expected = model(x)
+        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+        assert (got - expected).abs().max() <= RTOL * expected.abs().max(), side
+    with torch.no_grad():
+        traced = torch.jit.trace(model, torch.randn(1, 3, 32, 32), check_trace=False)
+    x = torch.randn(2, 3, 40, 40)
+    with torch.no_grad():
+        assert (traced(x) - model(x)).abs().max() <= RTOL * model(x).abs().max()
+
+
 def test_fixed_batch_and_opset(tmp_path):
     model = _model("se_cifar_resnet20")
     report = export_onnx(model, tmp_path / "m.onnx", opset=20)

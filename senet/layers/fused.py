@@ -162,8 +162,8 @@ def bn_scale_residual_relu(c: Tensor, bn: nn.Module, se: nn.Module, shortcut: Te
     Returns:
         The block's output, identical to ``relu(shortcut + se(bn(c)))`` up to float rounding.
     """
-    if torch.jit.is_scripting() or torch.compiler.is_compiling():
-        u = bn(c)  # a compiler fuses and plans memory itself: the plain formula
+    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        u = bn(c)  # a compiler (or an exporter's trace) fuses and plans memory itself: the plain formula
         return scale_residual(u, se.excite(u), shortcut, relu=True)
     if not (torch.is_grad_enabled() and (c.requires_grad or shortcut.requires_grad)):
         # Inference: BN's output is a temporary, so the scaled sum and the ReLU overwrite it in place.

@@ -136,8 +136,9 @@ class SqueezeExcite(nn.Module):
         call this and apply s themselves.
         """
         check_input(x, self.channels, self.dims, "SqueezeExcite")
-        if self.squeeze_mode == "avg":
-            # W1 z = (1/HW) W1 sum(u): the averaging folds into the GEMM's alpha (one pass fewer).
+        if self.squeeze_mode == "avg" and not torch.jit.is_tracing():
+            # W1 z = (1/HW) W1 sum(u): the averaging folds into the GEMM's alpha (one pass fewer). A trace
+            # (ONNX and TorchScript export) takes the mean instead: a baked 1/HW would tie it to one size.
             s = self.excite_sum(x.sum(self.spatial), spatial_size(x, self.spatial))
         else:
             z = squeeze(x, self.squeeze_mode, self.spatial)
