@@ -298,6 +298,24 @@ def _cut(
     return model
 
 
+def changed_options(model: nn.Module) -> dict[str, Any]:
+    """The config fields of a zoo model that differ from its registered network's (``create_model``'s
+    ``**model_options`` that rebuild it, e.g. a publisher's ``stem_pool='ceil'``).
+
+    Raises:
+        ValueError: If ``model`` was not built by ``create_model`` (it has no ``model_name``/``config``).
+    """
+    name, config = getattr(model, "model_name", None), getattr(model, "config", None)
+    if name is None or config is None:
+        raise ValueError(f"{type(model).__name__} was not built by create_model: it records no options")
+    default = get_model_entry(name).config
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(default, f.name)
+    }
+
+
 def _check_stages(se_stages: Any) -> tuple[int, ...]:
     """``se_stages`` as a tuple of integers; a ``ValueError`` for anything else (a string, 2.5, True)."""
     if isinstance(se_stages, (str, bytes)) or not hasattr(se_stages, "__iter__"):

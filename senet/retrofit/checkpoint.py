@@ -55,6 +55,7 @@ def retrofit_checkpoint(
         ValueError: From loading or retrofitting (one line).
     """
     from ..models import create_model
+    from ..models.registry import changed_options
     from ..train.checkpoint import atomic_save_tensors
 
     out = Path(out)
@@ -66,7 +67,7 @@ def retrofit_checkpoint(
         raise FileNotFoundError(f"the folder {out.parent} does not exist")
     base = create_model(model, pretrained=weights)
     info = base.pretrained_info
-    options = {k: v for k, v in _options(base).items()}
+    options = changed_options(base)
     built, report = retrofit(base, attention, reduction=reduction, placement=placement,
                              identity_init=identity_init, where=where, inplace=True)  # fmt: skip
     record = {
@@ -88,20 +89,6 @@ def retrofit_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
-
-
-def _options(model: nn.Module) -> dict[str, Any]:
-    """The config fields of ``model`` that differ from its registered default (what rebuilds it)."""
-    import dataclasses
-
-    from ..models.registry import get_model_entry
-
-    default = get_model_entry(model.model_name).config
-    return {
-        f.name: getattr(model.config, f.name)
-        for f in dataclasses.fields(model.config)
-        if getattr(model.config, f.name) != getattr(default, f.name)
-    }
 
 
 def retrofit_record(path: str | os.PathLike) -> dict[str, Any] | None:
