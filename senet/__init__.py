@@ -45,8 +45,8 @@ _LAZY = {
 # Subpackages reachable as attributes without an import of their own (``senet.models.create_model``).
 # ``retrofit`` is a callable package: ``senet.retrofit(model)`` calls ``senet.retrofit.retrofit``.
 _SUBPACKAGES = (
-    "bench", "cli", "convert", "data", "export", "layers", "models", "pretrained", "profiler", "retrofit", "train",
-    "utils",
+    "analysis", "bench", "cli", "convert", "data", "export", "layers", "models", "pretrained", "profiler", "retrofit",
+    "train", "utils",
 )  # fmt: skip
 
 __all__ = [
