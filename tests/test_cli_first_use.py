@@ -168,8 +168,10 @@ def test_building_the_parser_imports_no_torch():
     assert result.stdout.split() == ["4", "create_model"]  # the package's names still load, on first use
 
 
-COMMANDS = ("list", "profile", "train", "eval", "compare", "bench", "demo", "pretrained", "convert", "export", "analyze",
-            "retrofit")
+COMMANDS = (
+    "list", "profile", "train", "eval", "compare", "bench", "demo", "pretrained", "convert", "export", "analyze",
+    "retrofit",
+)  # fmt: skip
 
 
 def test_every_command_and_option_has_help():
