@@ -130,18 +130,43 @@ def convert_state_dict(
         A new dict holding the very same tensors, in the target's key order.
 
     Raises:
-        ValueError: On an unknown naming, a state dict that fits no naming or not ``model``, or a model
-            the naming does not cover; always one line.
+        ValueError: On an unknown naming, a state dict that fits no naming or not ``model`` (or whose keys
+            are not all strings), or a model the naming does not cover; always one line.
+        TypeError: If ``state_dict`` is not a mapping or ``model`` neither a name nor a module.
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+    odd = [k for k in state_dict if not isinstance(k, str)]
+    if odd:
+        shown = f"{odd[0]!r} ({type(odd[0]).__name__})"
+        raise ValueError(f"a state dict's keys are names (str); this one has the key {shown}")
+    _, shown, own = model_layout(model)  # an unknown model fails here, also where nothing is renamed
     state_dict = _strip_wrapper_prefix(state_dict)
     if target != OURS:
         get_naming(target)
     if source == "auto":
-        own = model_layout(model)[2]
         same = set(state_dict) <= set(own) and all(k in state_dict or k.endswith(".num_batches_tracked") for k in own)
         source = OURS if same else detect_naming(state_dict).name
-    ours = dict(state_dict) if source == OURS else get_naming(source).to_ours(state_dict, model)
+    if source == OURS:
+        ours = _in_model_order(state_dict, own, shown)
+    else:
+        ours = get_naming(source).to_ours(state_dict, model)
     return ours if target == OURS else get_naming(target).from_ours(ours, model)
+
+
+def _in_model_order(state_dict: Mapping[str, Any], own: dict[str, tuple[int, ...]], shown: str) -> dict[str, Any]:
+    """A state dict in our keys, its shapes checked against the model's and its keys in the model's order
+    (keys the model lacks follow, for the caller to report), as ``Naming.to_ours`` gives the others."""
+    wrong = [
+        f"{k} {tuple(v.shape)} in the checkpoint, {own[k]} in the model"
+        for k, v in state_dict.items()
+        if k in own and hasattr(v, "shape") and tuple(v.shape) != own[k]
+    ]
+    if wrong:
+        raise ValueError(f"shapes that do not fit model {shown}: {'; '.join(wrong[:3])}")
+    ordered = {k: state_dict[k] for k in own if k in state_dict}
+    ordered.update((k, v) for k, v in state_dict.items() if k not in own)
+    return ordered
 
 
 def naming_options(naming: str | Naming, model: str | nn.Module) -> dict[str, Any]:

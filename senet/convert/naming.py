@@ -51,6 +51,8 @@ def model_layout(model: str | nn.Module) -> tuple[str, str, dict[str, tuple[int,
     if isinstance(model, str):
         family, layout = _registered_layout(model)
         return family, repr(model), dict(layout)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a registered model name or an nn.Module, got {type(model).__name__}")
     return type(model).__name__, type(model).__name__, {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 

@@ -4,7 +4,9 @@
 ``cifar-100-python.tar.gz`` holds ``cifar-100-python/train`` and ``test``. Each is a pickled dict with
 ``data``, (N, 3072) uint8 rows of 1024 red, 1024 green and 1024 blue values (so a row reshapes to
 (3, 32, 32)), and ``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100). The pickles are read with an
-unpickler that only builds numpy arrays, so a tampered archive cannot run code.
+unpickler that only builds numpy arrays, so a tampered archive cannot run code, and the archive is read
+in memory, never extracted; a member that is not a plain file or folder inside the archive's folder (a
+link, a device, an absolute or ``..`` path) refuses the whole archive all the same.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import codecs
 import os
 import pickle
 import tarfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from .cache import cache_dir
+from .cache import cache_dir, check_tar_member, is_damaged_archive_error, read_to_end
 from .download import download_file
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz"
@@ -154,10 +155,16 @@ def read_cifar_archive(path: str | os.PathLike, name: str) -> dict[str, np.ndarr
                 wanted = {f"{spec.folder}/{m}": m for m in members}
                 batches = {}
                 for member in tf:
-                    if member.name in wanted:
+                    check_tar_member(member, path)
+                    if member.name in wanted and member.isfile():
                         batches[wanted[member.name]] = _unpickle(tf.extractfile(member), f"{path}:{member.name}")
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-            raise ValueError(f"{path} is not a readable tar archive ({e}); delete it and download it again") from e
+                read_to_end(tf)
+        except Exception as e:
+            if not is_damaged_archive_error(e):
+                raise
+            raise ValueError(
+                f"{path} is truncated or not a readable tar archive ({e}); delete it and download it again"
+            ) from None
         missing = [m for m in members if m not in batches]
         if missing:
             raise ValueError(f"{path} has no {spec.folder}/{missing[0]}: not an official {name} archive")

@@ -19,6 +19,7 @@ import os
 import shutil
 import tarfile
 import warnings
+import zlib
 from collections import Counter
 from itertools import groupby, islice
 from pathlib import Path, PurePosixPath
@@ -27,7 +28,16 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .cache import cache_dir, file_digest, load_arrays, save_arrays
+from .cache import (
+    cache_dir,
+    check_member_name,
+    check_tar_member,
+    file_digest,
+    is_damaged_archive_error,
+    load_arrays,
+    read_to_end,
+    save_arrays,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +58,7 @@ def archive_counts(path: str | os.PathLike = EMBEDDED_ARCHIVE) -> dict[str, Coun
         ``{split: Counter({class_name: number_of_files})}``.
     """
     counts: dict[str, Counter[str]] = {}
-    for name, _, _ in _tar_index(_read_archive(path)):
+    for name, _, _ in _tar_index(_read_archive(path), path):
         parts = PurePosixPath(name).parts
         if len(parts) == 3:
             counts.setdefault(parts[0], Counter())[parts[1]] += 1
@@ -56,17 +66,30 @@ def archive_counts(path: str | os.PathLike = EMBEDDED_ARCHIVE) -> dict[str, Coun
 
 
 def _read_archive(path: str | os.PathLike) -> bytes:
-    """Returns the uncompressed bytes of a ``.tar`` or ``.tar.gz`` (one ``gzip.decompress``: fast)."""
+    """Returns the uncompressed bytes of a ``.tar`` or ``.tar.gz`` (one ``gzip.decompress``: fast).
+
+    Raises:
+        ValueError: If the gzip stream is truncated or damaged (naming the file).
+    """
     raw = Path(path).read_bytes()
-    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as e:  # EOFError: cut short; BadGzipFile (OSError): damaged
+        raise ValueError(f"{path} is truncated or damaged ({e}); delete it and get it again") from None
 
 
-def _tar_index(raw: bytes) -> list[tuple[str, int, int]]:
+def _tar_index(raw: bytes, where: str | os.PathLike = "the archive") -> list[tuple[str, int, int]]:
     """Lists ``(name, data offset, size)`` of the regular files of an uncompressed tar.
 
     Plain ustar headers are parsed here, 15 times faster than ``tarfile`` (whose per-member work
-    dominates for 60,000 small files); any other header kind (pax, GNU long names) or a bad
-    checksum hands the whole archive to ``tarfile``.
+    dominates for 60,000 small files); any other header kind (pax, GNU long names, links, devices) or
+    a bad checksum hands the whole archive to ``tarfile``. Either way a member that is not a plain
+    file or folder inside the archive's folder is refused (:func:`senet.data.cache.check_tar_member`).
+
+    Raises:
+        ValueError: If a member is unsafe (``UnsafeArchiveError``) or the archive is truncated.
     """
     files, offset = [], 0
     while offset + 512 <= len(raw) and raw[offset] != 0:
@@ -78,20 +101,39 @@ def _tar_index(raw: bytes) -> list[tuple[str, int, int]]:
             or not checksum
             or int(checksum, 8) != sum(header) - sum(header[148:156]) + 256
         ):
-            return _tar_index_slow(raw)
+            return _tar_index_slow(raw, where)
         name = header[:100].split(b"\0", 1)[0]
         if header[257:263] == b"ustar\x00" and header[345] != 0:
             name = header[345:500].split(b"\0", 1)[0] + b"/" + name
+        if name[:1] in (b"/", b"\\") or b".." in name or b":" in name[1:2]:  # rare: the full check only then
+            check_member_name(name.decode("utf-8", "surrogateescape"), where)
         size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
         if kind != b"5":
+            if offset + 512 + size > len(raw):
+                raise ValueError(f"{where} is truncated (its member {name.decode(errors='replace')!r} is cut short)")
             files.append((name.decode("utf-8", "surrogateescape"), offset + 512, size))
         offset += 512 + -(-size // 512) * 512
+    if raw[offset : offset + 512].count(0) != 512:  # a header cut short or garbled, or no end-of-archive block
+        raise ValueError(f"{where} is truncated or damaged (no end-of-archive block after byte {offset:,})")
     return files
 
 
-def _tar_index_slow(raw: bytes) -> list[tuple[str, int, int]]:
-    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tf:
-        return [(m.name, m.offset_data, m.size) for m in tf if m.isfile()]
+def _tar_index_slow(raw: bytes, where: str | os.PathLike = "the archive") -> list[tuple[str, int, int]]:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tf:
+            files = []
+            for member in tf:
+                check_tar_member(member, where)
+                if member.isfile():
+                    if member.offset_data + member.size > len(raw):
+                        raise tarfile.ReadError(f"its member {member.name!r} is cut short")
+                    files.append((member.name, member.offset_data, member.size))
+            read_to_end(tf)
+            return files
+    except Exception as e:
+        if not is_damaged_archive_error(e):
+            raise
+        raise ValueError(f"{where} is truncated or not a tar archive ({e}); delete it and get it again") from None
 
 
 def decode_image_archive(
@@ -123,7 +165,7 @@ def decode_image_archive(
     """
     raw = _read_archive(path)
     members: dict[str, list[tuple[str, str, int, int]]] = {split: [] for split in SPLITS}
-    for name, offset, size in _tar_index(raw):
+    for name, offset, size in _tar_index(raw, path):
         parts = PurePosixPath(name).parts
         if len(parts) == 3 and parts[0] in members:
             members[parts[0]].append((parts[1], parts[2], offset, size))
@@ -171,11 +213,11 @@ def _decode(blob: memoryview, image_size: int, where: str) -> bytes:
             pass
     try:
         with Image.open(io.BytesIO(blob)) as img:
-            img = img.convert("RGB") if img.mode != "RGB" else img
-            if img.size != (image_size, image_size):
+            if img.size != (image_size, image_size):  # before decoding: a header may claim any size
                 raise ValueError(f"{where} is {img.width}x{img.height}, expected {image_size}x{image_size}")
+            img = img.convert("RGB") if img.mode != "RGB" else img
             return img.tobytes()
-    except (OSError, SyntaxError) as e:  # what Pillow raises on broken files
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:  # what Pillow raises on broken files
         raise ValueError(f"cannot decode {where}: {e}") from e
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .common import check_channels, check_dims, check_input, conv_nd
+from .common import check_channels, check_dims, check_input, conv_nd, hidden_width
 from .create_act import ActLike, create_act, create_gate
 from .registry import register_attention
 
@@ -65,11 +65,9 @@ class CBAM(nn.Module):
         super().__init__()
         self.channels = check_channels(channels)
         self.dims = check_dims(dims, method="CBAM")
-        if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) or reduction <= 0:
-            raise ValueError(f"reduction must be a positive number, got {reduction!r}")
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size % 2 == 0 or kernel_size < 0:
             raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
-        self.hidden = max(1, int(channels // reduction))
+        self.hidden = hidden_width(channels, reduction)
         self.kernel_size = kernel_size
         self.spatial = list(range(2, dims + 2))
         conv = conv_nd(dims)

@@ -15,7 +15,7 @@ Unlike SE, the gates keep one coordinate each, so the attention knows *where* al
 import torch
 from torch import Tensor, nn
 
-from .common import batch_norm_nd, check_channels, check_dims, check_input, conv_nd
+from .common import batch_norm_nd, check_channels, check_dims, check_input, conv_nd, hidden_width
 from .create_act import ActLike, create_act, create_gate
 from .registry import register_attention
 
@@ -75,9 +75,7 @@ class CoordAttention(nn.Module):
                 "with one axis there is nothing to pool); use dims=2 or 3, or an SE-style module for dims=1"
             )
         self.dims = check_dims(dims, supported=(2, 3), method="CoordAttention")
-        if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) or reduction <= 0:
-            raise ValueError(f"reduction must be a positive number, got {reduction!r}")
-        self.hidden = max(8, int(channels // reduction))  # mip
+        self.hidden = hidden_width(channels, reduction, minimum=8)  # mip
         # Profile a is the mean over every spatial axis but a: (N, C, S_a).
         self.pool_dims = [[2 + b for b in range(dims) if b != a] for a in range(dims)]
         conv = conv_nd(dims)
@@ -96,7 +94,8 @@ class CoordAttention(nn.Module):
         profiles = [x.mean(other) for other in self.pool_dims]  # z^d, z^h, z^w: (N, C, S_a)
         # Concatenated along one axis, trailing singletons for the (dims)-D 1x1 convolutions and batch
         # norm: (N, C, D + H + W, 1, ...), as in the authors' code.
-        z = torch.cat(profiles, 2).reshape([n, c, -1] + [1] * (self.dims - 1))
+        z = torch.cat(profiles, 2)
+        z = z.reshape([n, c, z.shape[2]] + [1] * (self.dims - 1))  # not -1: an empty batch has no size to infer
         f = self.act(self.bn1(self.conv1(z)))  # (N, mip, D + H + W, 1, ...)
         parts = torch.split(f, sizes, 2)  # f^d, f^h, f^w
         g_w = self.gate(self.conv_w(parts[-1]))  # (N, C, W, 1, ...)

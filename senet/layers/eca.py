@@ -76,8 +76,15 @@ class EfficientChannelAttention(nn.Module):
         self.channels = check_channels(channels)
         self.dims = check_dims(dims, method="EfficientChannelAttention")
         if kernel_size is None:
-            if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
-                raise ValueError(f"gamma must be a positive number, got {gamma!r}")
+            if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0 or math.isinf(gamma):
+                raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
+            if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta):
+                raise ValueError(f"beta must be a finite number, got {beta!r}")
+            if abs(math.log2(channels) / gamma + beta / gamma) > 2 * channels + 1:
+                raise ValueError(
+                    f"gamma={gamma!r}, beta={beta!r} give a kernel wider than 2C + 1 = {2 * channels + 1} "
+                    f"for {channels} channels, whose outer taps would only see zero padding"
+                )
             kernel_size = eca_kernel_size(channels, gamma, beta)
         elif isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0:
             raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .common import check_channels, check_dims, check_input, conv_nd, make_divisible
+from .common import check_channels, check_dims, check_input, conv_nd, hidden_width, make_divisible
 from .create_act import ActLike, create_act, create_gate
 from .registry import register_attention
 
@@ -105,9 +105,7 @@ class SqueezeExcite(nn.Module):
         self.channels = check_channels(channels)
         self.dims = check_dims(dims, method="SqueezeExcite")
         if hidden is None:
-            if not isinstance(reduction, (int, float)) or isinstance(reduction, bool) or reduction <= 0:
-                raise ValueError(f"reduction must be a positive number, got {reduction!r}")
-            hidden = max(1, int(channels // reduction))
+            hidden = hidden_width(channels, reduction)
         elif isinstance(hidden, bool) or not isinstance(hidden, int) or hidden <= 0:
             raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor <= 0:
@@ -136,9 +134,10 @@ class SqueezeExcite(nn.Module):
         call this and apply s themselves.
         """
         check_input(x, self.channels, self.dims, "SqueezeExcite")
-        if self.squeeze_mode == "avg" and not torch.jit.is_tracing():
+        if self.squeeze_mode == "avg" and not torch.jit.is_tracing() and x.dtype != torch.float16:
             # W1 z = (1/HW) W1 sum(u): the averaging folds into the GEMM's alpha (one pass fewer). A trace
             # (ONNX and TorchScript export) takes the mean instead: a baked 1/HW would tie it to one size.
+            # So does float16, whose sum over H*W overflows (65504) where the mean does not.
             s = self.excite_sum(x.sum(self.spatial), spatial_size(x, self.spatial))
         else:
             z = squeeze(x, self.squeeze_mode, self.spatial)

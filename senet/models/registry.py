@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import inspect
+import math
 import numbers
 import os
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from torch import nn
 
 from .._choices import PLACEMENTS
 from .._validation import did_you_mean
+from ..layers.common import MAX_EXPANSION
 from ..layers.registry import AttentionSpec, get_attention
 
 
@@ -247,9 +249,9 @@ def create_model(
         return _cut(model, entry, features_only, out_indices, model.num_classes)
     if num_classes is DEFAULT:
         num_classes = entry.num_classes
-    if not isinstance(num_classes, int) or num_classes < 0:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
-    if not isinstance(in_chans, int) or in_chans <= 0:
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans <= 0:
         raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
     if se_placement not in PLACEMENTS:
         raise ValueError(f"unknown se_placement {se_placement!r}; valid: {', '.join(PLACEMENTS)}")
@@ -261,8 +263,15 @@ def create_model(
     get_attention(spec)  # fail early on an unknown name
     kwargs = dict(entry.attention_kwargs)
     if reduction is not DEFAULT:
-        if not isinstance(reduction, (int, float)) or reduction <= 0:
-            raise ValueError(f"reduction must be a positive number, got {reduction!r}")
+        if (
+            isinstance(reduction, bool)
+            or not isinstance(reduction, (int, float))
+            or not math.isfinite(reduction)
+            or reduction < 1 / MAX_EXPANSION
+        ):  # as the attention modules check it, also for a network without attention
+            raise ValueError(
+                f"reduction must be a positive finite number of at least 1/{MAX_EXPANSION}, got {reduction!r}"
+            )
         kwargs["reduction"] = reduction
     # A network's own SE settings (e.g. MobileNetV3's hard-sigmoid) only apply to its own attention.
     if attention is not DEFAULT and spec != entry.attention:

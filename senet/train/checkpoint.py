@@ -11,15 +11,23 @@ Layout of a run directory::
 A checkpoint is written into a temporary directory and renamed into place, and only then is LATEST
 replaced (write-then-``os.replace``), so a crash at any moment leaves the previous checkpoint intact
 and LATEST pointing at a complete one.
+
+Nothing read back can run code: the weights are safetensors, and ``state.pt`` holds tensors and plain
+Python values only, read with ``torch.load(weights_only=True)``; a crafted ``state.pt`` is refused
+before its payload runs (:func:`read_state`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
 import random
+import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -129,18 +137,27 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """The state of every random generator a run uses."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The state of every random generator a run uses, as tensors and plain Python values only (so that
+    ``torch.load(weights_only=True)`` reads it back: no pickled classes, no code)."""
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    numpy_state = (str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                   float(cached_gaussian))  # fmt: skip
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restores what ``rng_state`` returned."""
+    """Restores what ``rng_state`` returned (also the numpy arrays of checkpoints written before it
+    stored plain values)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    if isinstance(keys, torch.Tensor):
+        keys = keys.numpy()
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -208,21 +225,91 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path if (path / "state.pt").is_file() and (path / "model.safetensors").is_file() else None
 
 
+def _numpy_rng_globals() -> list[Any]:
+    """What a ``state.pt`` written before the RNG state was stored as plain values needs besides tensors:
+    the numpy array of numpy's Mersenne-Twister keys (uint32). Building an array runs no code, so these
+    are allowed, for that one load, on top of ``weights_only``'s tensors and containers."""
+    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's _reconstruct, wherever this numpy keeps it
+    return [
+        (reconstruct, "numpy._core.multiarray._reconstruct"),  # numpy >= 2
+        (reconstruct, "numpy.core.multiarray._reconstruct"),  # numpy 1.x
+        np.ndarray,
+        np.dtype,
+        type(np.dtype(np.uint32)),
+    ]
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The optimiser, scheduler, RNG and epoch of a checkpoint's ``state.pt``, read with
+    ``torch.load(weights_only=True)``: a pickle that asks for a function or a class (how a crafted file
+    runs code) is refused before any of it runs.
+
+    Raises:
+        UnsafeCheckpointError: If the file asks for anything but tensors and plain containers.
+        ValueError: If it cannot be read (truncated, another format) or is not a checkpoint's state.
+    """
+    from ..pretrained.reading import UnsafeCheckpointError
+
+    path = Path(path)
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    try:
+        with allow(_numpy_rng_globals()) if allow else contextlib.nullcontext(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        if found and found.group(1).startswith("numpy.") and allow is None:
+            raise ValueError(
+                f"{path} was written by an older senet (numpy arrays), which this torch cannot read safely; "
+                "resume with torch >= 2.5, or start over with --force"
+            ) from None
+        if found:  # the pickle asks for a function or a class: how a crafted file runs its payload
+            raise UnsafeCheckpointError(
+                f"{path} holds pickled objects other than tensors and plain values (it asks for {found.group(1)}); "
+                "refused without running them. A run's checkpoints are written by senet alone: start over with --force"
+            ) from None
+        raise ValueError(
+            f"{path} is not a checkpoint state written by torch.save, or is damaged ({_unsafe_reason(e)}); "
+            "refused without running any of it"
+        ) from None
+    except Exception as e:  # a truncated or foreign file fails in many ways; all mean the same to the user
+        raise ValueError(f"{path} cannot be read ({_reason(e)}); is it truncated?") from None
+    if not isinstance(state, dict) or not {"optimizer", "rng", "epoch"} <= set(state):
+        raise ValueError(f"{path} is not the state of a senet checkpoint (no optimizer, rng and epoch)")
+    return state
+
+
+def _unsafe_reason(error: BaseException) -> str:
+    """The line of a ``weights_only`` refusal that says what was refused (its other lines are advice)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith("Unsupported")), "an unknown layout")
+
+
 def load_checkpoint(
     path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None
 ) -> dict[str, Any]:
     """Restores a checkpoint written by ``save_checkpoint`` (weights, optimiser, scheduler, RNG).
 
+    Nothing in it can run code: the weights are safetensors, the rest is read with ``weights_only``
+    (:func:`read_state`).
+
     Returns:
         Its metadata (``meta.json``), with 'epoch'.
 
     Raises:
-        ValueError: If the weights belong to another model.
+        UnsafeCheckpointError: If ``state.pt`` holds pickled code (a ``ValueError``; nothing of it ran).
+        ValueError: If the weights belong to another model, or a file is unreadable.
     """
     path = Path(path)
     load_weights(model, path / "model.safetensors")
+    advice = f"point {path.parent / LATEST} at an older checkpoint, or start over with --force"
     try:
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+        state = read_state(path / "state.pt")
+    except ValueError as e:
+        if "--force" in str(e):
+            raise
+        raise type(e)(f"{e}; {advice}") from None
+    try:
         meta = json.loads((path / "meta.json").read_text())
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])
@@ -230,8 +317,5 @@ def load_checkpoint(
             scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
     except Exception as e:  # a truncated or foreign file fails in many ways; all mean the same to the user
-        raise ValueError(
-            f"the checkpoint {path} cannot be read ({_reason(e)}); point {path.parent / LATEST} at an older "
-            "checkpoint, or start over with --force"
-        ) from None
+        raise ValueError(f"the checkpoint {path} cannot be read ({_reason(e)}); {advice}") from None
     return meta
