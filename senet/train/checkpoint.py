@@ -106,8 +106,10 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _reason(error: BaseException) -> str:
-    """The first line of an error's message (its type's name when it has none), for a one-line error."""
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    """The first line of an error's message (its first sentence if that line is long; its type's name when
+    it has none), for a one-line error."""
+    line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return line.split(". ")[0] if len(line) > 100 else line
 
 
 def load_weights(model: nn.Module, path: Path) -> None:

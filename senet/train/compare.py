@@ -20,7 +20,7 @@ from torch import nn
 
 from .checkpoint import atomic_write_text, load_weights
 from .config import TrainConfig
-from .run import build_model, fit, resolve_device
+from .run import build_model, finished_run_record, fit, resolve_device
 from .rundir import RUNS_ROOT, new_run_dir, newest_run_dir
 
 
@@ -134,16 +134,14 @@ def _compare_dir(base: TrainConfig) -> Path:
 
 def _finished_run(cfg: TrainConfig) -> tuple[dict[str, Any], nn.Module] | None:
     """The summary, history and trained model of a twin whose run had finished, or ``None``."""
-    run = Path(cfg.out)
-    try:
-        summary = json.loads((run / "summary.json").read_text())
-        history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    except (OSError, ValueError):
+    record = finished_run_record(cfg.out)
+    if record is None:
         return None
+    summary = record["summary"]
     stored = TrainConfig.from_dict(summary["config"])
     model = build_model(stored, len(summary["classes"]))
-    load_weights(model, run / "model.safetensors")
-    return {"summary": summary, "history": history}, model
+    load_weights(model, Path(cfg.out) / "model.safetensors")
+    return record, model
 
 
 def _report(

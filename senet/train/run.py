@@ -57,8 +57,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+MODEL_OPTIONS = "create_model"  # the key of ``TrainConfig.extra`` holding further create_model options
+
+
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    """The model of ``cfg`` for ``num_classes`` classes."""
+    """The model of ``cfg`` for ``num_classes`` classes.
+
+    ``cfg.extra[MODEL_OPTIONS]``, when present, holds further ``create_model`` arguments (e.g.
+    ``{'se_placement': 'pre', 'se_stages': [2], 'attention_kwargs': {'gate': 'tanh'}}``, as ``senet ablate``
+    sets them); being part of the config, they are recorded with the run and rebuilt on resume and eval.
+    """
     from ..models import create_model
 
     kwargs: dict[str, Any] = {"num_classes": num_classes}
@@ -68,6 +76,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         kwargs["reduction"] = cfg.reduction
     if cfg.drop_rate is not None:
         kwargs["drop_rate"] = cfg.drop_rate
+    kwargs.update(cfg.extra.get(MODEL_OPTIONS, {}))
     return create_model(cfg.model, **kwargs)
 
 
@@ -254,6 +263,26 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         save_weights(model, out / "model.safetensors", metadata={"model": cfg.model})
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return RunResult(summary, history, model)
+
+
+def finished_run_record(out: str | Path) -> dict[str, Any] | None:
+    """The summary and metric history of the finished run in ``out``, or ``None`` when it has not finished.
+
+    A run has finished once it has written its final weights and then its summary (in that order, by
+    ``fit``); a run stopped before either is unfinished.
+
+    Returns:
+        ``{'summary': ..., 'history': [...]}``, as ``fit``'s result holds them, or ``None``.
+    """
+    run = Path(out)
+    if not (run / "model.safetensors").is_file():
+        return None
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+        history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    return {"summary": summary, "history": history}
 
 
 def _skipped_images(data: DataBundle) -> list[str]:
