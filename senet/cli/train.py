@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="a registered model (senet list)")
     p.add_argument("--attention", default=None, help="override the model's attention: se, eca, ..., or none")
+    p.add_argument("--init-from", default=None, metavar="FILE", help="start from these weights: a checkpoint in "
+                   "any known naming, a run directory, a URL, a pretrained tag, or a `senet retrofit` output "
+                   "(a classifier of another size is replaced)")  # fmt: skip
+    p.add_argument("--retrofit", default=None, metavar="ATTENTION", help="insert this attention (e.g. se) into "
+                   "every residual block first, starting as the identity (see `senet retrofit`)")  # fmt: skip
     add_train_arguments(p, default_out="runs/<model>-<time>")
     p.set_defaults(func=run)
 
@@ -26,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..train.run import fit
 
-    result = fit(config_from_args(args))
+    result = fit(config_from_args(args, init_from=args.init_from, retrofit=args.retrofit))
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     s = result.summary

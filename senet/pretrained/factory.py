@@ -111,16 +111,22 @@ def create_pretrained(
     path, weights = resolve_checkpoint(name, pretrained, progress=progress)
     state = read_state_dict(path)
     naming = weights.naming if weights else _naming_of_file(state, name)
-    options = dict(weights.options) if weights else _publisher_options(naming, name)
+    try:
+        options = dict(weights.options) if weights else _publisher_options(naming, name)
+    except ValueError as e:  # e.g. a ResNet checkpoint for a CIFAR network
+        raise ValueError(f"{path} does not fit model {name!r}: {e}") from None
     kwargs = {**options, **create_kwargs}
     classes = weights.num_classes if weights else None
     model = build(name, **kwargs, **({} if classes is None else {"num_classes": classes}))
-    report = load_pretrained(model, state, source=naming, strict=False)
-    if not report.complete:
-        inferred = _classifier_size(model, report)
-        if inferred is not None and classes is None:  # e.g. our own 10-class fine-tuned run
-            model = build(name, **kwargs, num_classes=inferred)
-            report = load_pretrained(model, state, source=naming, strict=False)
+    try:
+        report = load_pretrained(model, state, source=naming, strict=False)
+        if not report.complete:
+            inferred = _classifier_size(model, report)
+            if inferred is not None and classes is None:  # e.g. our own 10-class fine-tuned run
+                model = build(name, **kwargs, num_classes=inferred)
+                report = load_pretrained(model, state, source=naming, strict=False)
+    except ValueError as e:  # e.g. a ResNet checkpoint for a CIFAR network
+        raise ValueError(f"{path} does not fit model {name!r}: {e}") from None
     if not report.complete:
         raise ValueError(f"{path} does not fit model {name!r}: {report.summary().split('; ', 1)[1]}")
     report.source = str(path)

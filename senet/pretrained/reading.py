@@ -8,7 +8,7 @@
   wrappers: ``{"state_dict": ...}``, ``{"model": ...}``, ``{"model_state_dict": ...}``,
   ``{"state_dict_ema": ...}``, ``{"module": ...}``.
 * A senet run directory (or a checkpoint directory inside one): its final weights, else its newest
-  checkpoint's.
+  checkpoint's; any other folder holding a ``model.safetensors`` (a ``senet retrofit`` output): that file.
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     if path.is_dir():
+        if (path / "model.safetensors").is_file() and not (path / "config.json").is_file():
+            return read_safetensors(path / "model.safetensors")  # e.g. a `senet retrofit` output
         return read_safetensors(find_weights(path)[0])
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty")

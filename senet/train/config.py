@@ -49,6 +49,9 @@ class TrainConfig:
         attention: Override the model's attention ('se', 'eca', 'none', ...).
         reduction: Override the SE reduction ratio r.
         drop_rate: Dropout before the classifier (``None``: the model's default).
+        init_from: Start from these weights (a checkpoint in any known naming, a run directory, a URL, a
+            tag of the pretrained table, or a ``senet retrofit`` output); see ``senet.train.init``.
+        retrofit: Insert this attention into the network (identity start) before training.
         image_size: Crop size for image folders.
         workers: DataLoader workers for image folders (``None``: up to 4, no more than the usable CPUs).
         skip_corrupt: Image folders: replace unreadable images (and count them) instead of stopping.
@@ -87,6 +90,8 @@ class TrainConfig:
     attention: str | None = None
     reduction: float | None = None
     drop_rate: float | None = None
+    init_from: str | None = None
+    retrofit: str | None = None
     image_size: int | None = None
     workers: int | None = None
     skip_corrupt: bool = False
@@ -158,6 +163,8 @@ class TrainConfig:
             raise bad("workers", "must be >= 0")
         if self.seed < 0:
             raise bad("seed", "must be >= 0")
+        if self.retrofit is not None and self.attention is not None and self.attention.lower() != "none":
+            raise bad("retrofit", "inserts attention into the network as it is: not with --attention")
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as JSON-serialisable values."""

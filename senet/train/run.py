@@ -60,14 +60,22 @@ def seed_everything(seed: int) -> None:
 MODEL_OPTIONS = "create_model"  # the key of ``TrainConfig.extra`` holding further create_model options
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
+def build_model(cfg: TrainConfig, num_classes: int, *, initial: bool = False) -> nn.Module:
     """The model of ``cfg`` for ``num_classes`` classes.
 
     ``cfg.extra[MODEL_OPTIONS]``, when present, holds further ``create_model`` arguments (e.g.
     ``{'se_placement': 'pre', 'se_stages': [2], 'attention_kwargs': {'gate': 'tanh'}}``, as ``senet ablate``
     sets them); being part of the config, they are recorded with the run and rebuilt on resume and eval.
+
+    Args:
+        cfg: The run's configuration.
+        num_classes: The classifier's size.
+        initial: The start of a new run: load ``cfg.init_from`` and retrofit ``cfg.retrofit``, and record in
+            ``cfg.extra`` what rebuilds that network (``senet.train.init``). Otherwise (resume, eval) the
+            recorded network is rebuilt without its initial weights: the caller loads the run's own.
     """
     from ..models import create_model
+    from .init import ARCHITECTURE, build_recorded, initial_model
 
     kwargs: dict[str, Any] = {"num_classes": num_classes}
     if cfg.attention is not None:
@@ -77,6 +85,13 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     if cfg.drop_rate is not None:
         kwargs["drop_rate"] = cfg.drop_rate
     kwargs.update(cfg.extra.get(MODEL_OPTIONS, {}))
+    if initial and (cfg.init_from is not None or cfg.retrofit is not None):
+        model, cfg.extra[ARCHITECTURE] = initial_model(
+            cfg.model, kwargs, init_from=cfg.init_from, retrofit=cfg.retrofit, reduction=cfg.reduction
+        )
+        return model
+    if ARCHITECTURE in cfg.extra:
+        return build_recorded(cfg.extra[ARCHITECTURE], cfg.model, kwargs)
     return create_model(cfg.model, **kwargs)
 
 
@@ -149,7 +164,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     cfg = cfg.resolve()
     seed_everything(cfg.seed)
     data: DataBundle = build_data(cfg, device, rank=dist.rank(), world_size=dist.world_size())
-    model = build_model(cfg, data.num_classes).to(device)
+    model = build_model(cfg, data.num_classes, initial=plan.checkpoint is None).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(
