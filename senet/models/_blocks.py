@@ -110,3 +110,16 @@ def check_image_input(x: Tensor, network: str) -> None:
     """
     if x.dim() != 4:
         raise ValueError(f"{network} expects an (N, C, H, W) input, got shape {list(x.shape)}")
+
+
+def inverted_residual_plan(model: nn.Module) -> list[tuple[str, int | None, int]]:
+    """The ``feature_plan`` of a network of inverted-residual stages (MobileNetV3, EfficientNet): ``stem``,
+    then ``stages.<s>.<b>`` blocks (``conv_dw`` carries the stride, ``conv_pwl`` the output channels),
+    then the last 1x1 convolution ``stages.<n>``; as (module, output channels, stride) steps."""
+    stride = 2
+    steps: list[tuple[str, int | None, int]] = [("stem", model.stem.conv.out_channels, stride)]
+    for s in range(len(model.config.stages)):
+        for b, block in enumerate(model.stages[s]):
+            stride *= block.conv_dw.conv.stride[0]
+            steps.append((f"stages.{s}.{b}", block.conv_pwl.conv.out_channels, stride))
+    return steps + [(f"stages.{len(model.config.stages)}", model.num_features, stride)]

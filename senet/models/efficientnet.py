@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ..layers.registry import get_attention
 from ..layers.squeeze_excite import SqueezeExcite
-from ._blocks import ConvBnAct, drop_path, init_weights
+from ._blocks import ConvBnAct, drop_path, init_weights, inverted_residual_plan
 from .base import SENetModel
 from .registry import AttentionConfig, register_model
 
@@ -202,16 +202,8 @@ class EfficientNet(SENetModel):
         return self.stages(self.stem(x))
 
     def feature_plan(self) -> list[tuple[str, int | None, int]]:
-        """``forward_features`` step by step, as (module, output channels or None, stride), for
-        ``senet.models.features``: the stem, every block (the last block at each stride is a feature) and
-        the last 1x1 convolution."""
-        stride = 2
-        steps: list[tuple[str, int | None, int]] = [("stem", self.stem.conv.out_channels, stride)]
-        for s in range(len(self.config.stages)):
-            for b, block in enumerate(self.stages[s]):
-                stride *= block.conv_dw.conv.stride[0]
-                steps.append((f"stages.{s}.{b}", block.conv_pwl.conv.out_channels, stride))
-        return steps + [(f"stages.{len(self.config.stages)}", self.num_features, stride)]
+        """``forward_features`` step by step, for ``senet.models.features`` (see ``inverted_residual_plan``)."""
+        return inverted_residual_plan(self)
 
 
 # The network's own SE: hidden = max(1, int(C_in * 0.25)) from the block's input width, SiLU, sigmoid.

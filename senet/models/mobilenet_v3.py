@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ..layers.common import make_divisible
-from ._blocks import ConvBnAct, init_weights
+from ._blocks import ConvBnAct, init_weights, inverted_residual_plan
 from .base import SENetModel
 from .registry import AttentionConfig, register_model
 
@@ -183,16 +183,8 @@ class MobileNetV3(SENetModel):
         return self.stages(self.stem(x))
 
     def feature_plan(self) -> list[tuple[str, int | None, int]]:
-        """``forward_features`` step by step, as (module, output channels or None, stride), for
-        ``senet.models.features``: the stem, every block (the last block at each stride is a feature) and
-        the last 1x1 convolution."""
-        stride = 2
-        steps: list[tuple[str, int | None, int]] = [("stem", self.stem.conv.out_channels, stride)]
-        for s in range(len(self.config.stages)):
-            for b, block in enumerate(self.stages[s]):
-                stride *= block.conv_dw.conv.stride[0]
-                steps.append((f"stages.{s}.{b}", block.conv_pwl.conv.out_channels, stride))
-        return steps + [(f"stages.{len(self.config.stages)}", self.num_features, stride)]
+        """``forward_features`` step by step, for ``senet.models.features`` (see ``inverted_residual_plan``)."""
+        return inverted_residual_plan(self)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Global average pooling, the hidden linear layer, dropout and the classifier.
