@@ -57,7 +57,7 @@ def main() -> int:
     import senet.train.run as run
     from senet.cli.main import main as senet_main
 
-    run.build_model = lambda cfg, num_classes: small_net(num_classes)
+    run.build_model = lambda cfg, num_classes, **kw: small_net(num_classes)
     try:
         return senet_main(argv)
     finally:

@@ -308,7 +308,7 @@ def test_two_processes_at_batch_b_equal_one_process_at_batch_2b(tmp_path, cifar1
     result = _torchrun([str(TESTS / "ddp_worker.py"), str(audit), *common, "--batch-size", "25",
                         "--out", str(tmp_path / "two")])  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    monkeypatch.setattr(run_module, "build_model", lambda cfg, num_classes: small_net(num_classes))
+    monkeypatch.setattr(run_module, "build_model", lambda cfg, num_classes, **kw: small_net(num_classes))
     assert main([*common, "--batch-size", "50", "--out", str(tmp_path / "one")]) == 0
 
     start = small_net(10).state_dict()
@@ -335,8 +335,8 @@ def _watch_training(monkeypatch) -> dict[str, set]:
     seen: dict[str, set] = {"input_channels_last": set(), "weights_channels_last": set(), "conv_dtypes": set()}
     real_build = run_module.build_model
 
-    def build(cfg, num_classes):
-        model = real_build(cfg, num_classes)
+    def build(cfg, num_classes, **kw):
+        model = real_build(cfg, num_classes, **kw)
 
         def before(module, args):
             if module.training:
@@ -387,7 +387,7 @@ def test_compile_trains_with_inductor(tmp_path, monkeypatch):
     torch._dynamo.reset()
     counters.clear()
 
-    def shortened(cfg, num_classes):
+    def shortened(cfg, num_classes, **kw):
         return create_model(cfg.model, num_classes=num_classes, layers=(1, 1, 1))
 
     monkeypatch.setattr(run_module, "build_model", shortened)

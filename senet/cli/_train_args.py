@@ -47,6 +47,10 @@ def add_train_arguments(p: argparse.ArgumentParser, *, default_out: str) -> None
                    "--model) from its last checkpoint, with its recorded options")
     g.add_argument("--force", action="store_true", help="start anew in an --out that holds a run (replacing it)")
     g.add_argument("--eval-every", type=int, default=None, help="evaluate every N epochs and after the last (1)")
+    g.add_argument("--save-every", default=None, metavar="N|TIME", help="also checkpoint part-way through epochs: "
+                   "every N steps, or every TIME (90s, 10m, 1h); a resume continues mid-epoch, bit-identically")
+    g.add_argument("--keep-checkpoints", type=int, default=None, metavar="K",
+                   help="keep the newest K checkpoints (default 2; the newest complete one is never deleted)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--reduction", type=float, default=None, help="SE reduction ratio r")
     g.add_argument("--drop-rate", type=float, default=None, help="dropout before the classifier")
@@ -87,6 +91,8 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConf
         skip_corrupt=args.skip_corrupt,
         out=args.out,
         eval_every=args.eval_every,
+        save_every=getattr(args, "save_every", None),
+        keep_checkpoints=getattr(args, "keep_checkpoints", None),
     )
     values.update(overrides)
     given = tuple(sorted(k for k, v in values.items() if v is not None and k != "model"))

@@ -1,9 +1,16 @@
-"""``senet train``: train one network (see ``senet.train.fit``)."""
+"""``senet train``: train one network (see ``senet.train.fit``).
+
+The first SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) stops the run after its current step with
+a checkpoint and one line that says how to resume it (exit code 130 or 143); a second one stops at once,
+leaving no partial checkpoint (docs/reliability.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sys
 
 from ._train_args import add_train_arguments, config_from_args
 
@@ -29,9 +36,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train.interrupt import TrainingStopped, stop_on_signals
     from ..train.run import fit
 
-    result = fit(config_from_args(args, init_from=args.init_from, retrofit=args.retrofit))
+    with stop_on_signals():
+        try:
+            result = fit(config_from_args(args, init_from=args.init_from, retrofit=args.retrofit))
+        except TrainingStopped as stopped:
+            if os.environ.get("RANK", "0") == "0":
+                print(stopped.line(resume_command(args.model, stopped.out)), file=sys.stderr, flush=True)
+            return stopped.exit_code
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     s = result.summary
@@ -42,3 +56,12 @@ def run(args: argparse.Namespace) -> int:
         f"{s['params']:,} params, {macs} multiply-adds; run in {s['config']['out']}"
     )
     return 0
+
+
+def resume_command(model: str, out: os.PathLike | str) -> str:
+    """The command that resumes the run in ``out`` (under torchrun, with the same number of processes)."""
+    command = ["senet", "train", "--model", model, "--out", str(out), "--resume"]
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1:
+        command = ["torchrun", f"--nproc_per_node={processes}", "-m", *command]
+    return shlex.join(command)

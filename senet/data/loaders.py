@@ -3,7 +3,9 @@
 ``images`` are normalised float32 (B, 3, H, W) (channels_last on request), ``labels`` int64 (B,).
 Both loaders have ``len()`` (batches per epoch on this rank), ``set_epoch(e)`` and advance their
 epoch after each pass; the order, the shard and the augmentation of epoch ``e`` depend only on
-``(seed, e)`` (see :mod:`senet.data.sampling`).
+``(seed, e)`` (see :mod:`senet.data.sampling`). ``set_epoch(e, start_batch=k)`` makes the next pass
+resume epoch ``e`` after its first ``k`` batches: the same batches, augmented alike, as the rest of an
+uninterrupted pass, without loading the skipped ones.
 
 - :class:`TensorLoader` serves a small data set held in memory as one uint8 tensor on the device,
   augmented a whole batch at a time (:mod:`senet.data.augment`); no workers.
@@ -84,7 +86,7 @@ class TensorLoader:
         self.padding, self.flip, self.drop_last, self.channels_last = padding, flip, drop_last, channels_last
         self.rank, self.world_size = rank, world_size
         self.positions = shard_positions(len(images), rank=rank, world_size=world_size, drop_tail=train)
-        self.epoch = 0
+        self.epoch, self.start_batch = 0, 0
 
     @property
     def num_samples(self) -> int:
@@ -94,9 +96,14 @@ class TensorLoader:
     def __len__(self) -> int:
         return self.num_samples // self.batch_size if self.drop_last else math.ceil(self.num_samples / self.batch_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Sets the epoch the next pass uses."""
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Sets the epoch the next pass uses, and the batch it begins at (resuming part-way).
+
+        Raises:
+            ValueError: If ``start_batch`` is outside ``[0, len(self)]``.
+        """
+        _check_start(start_batch, len(self))
+        self.epoch, self.start_batch = epoch, start_batch
 
     def plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Returns this rank's indices, crop offsets and flips for ``epoch`` (CPU tensors).
@@ -117,11 +124,13 @@ class TensorLoader:
         return order[self.positions], offsets[self.positions], flips[self.positions]
 
     def __iter__(self) -> Iterator[Batch]:
-        epoch, self.epoch = self.epoch, self.epoch + 1
-        return self.iter_epoch(epoch)
+        epoch, start_batch = self.epoch, self.start_batch
+        self.epoch, self.start_batch = epoch + 1, 0
+        return self.iter_epoch(epoch, start_batch)
 
     def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
         """Iterates over the batches of ``epoch`` from ``start_batch`` on (to resume mid-epoch)."""
+        _check_start(start_batch, len(self))
         indices, offsets, flips = self.plan(epoch)
         indices = indices.to(self.device, non_blocking=True)
         if offsets is not None:
@@ -172,7 +181,7 @@ class FolderLoader:
         world_size: int = 1,
         device: torch.device | str = "cpu",
     ) -> None:
-        self.dataset, self.train, self.channels_last = dataset, train, channels_last
+        self.dataset, self.train, self.channels_last, self.batch_size = dataset, train, channels_last, batch_size
         self.device = torch.device(device)
         self.mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device)
         self.std = torch.as_tensor(std, dtype=torch.float32, device=self.device)
@@ -185,6 +194,10 @@ class FolderLoader:
             pin_memory=self.device.type == "cuda",
             drop_last=drop_last,
             persistent_workers=num_workers > 0,  # safe: the sampler, not the workers, carries the randomness
+            # A generator of its own: each pass draws the workers' base seed from it, which would otherwise
+            # consume the global torch RNG (dropout's), once per pass without workers and once per run with
+            # persistent ones, so that a resumed run would draw other dropout masks than an uninterrupted one.
+            generator=torch.Generator().manual_seed(seed),
         )
 
     @property
@@ -200,9 +213,20 @@ class FolderLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Sets the epoch the next pass uses."""
-        self.sampler.set_epoch(epoch)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Sets the epoch the next pass uses, and the batch it begins at (resuming part-way: the sampler
+        starts after the skipped batches' samples, which are never decoded).
+
+        Raises:
+            ValueError: If ``start_batch`` is outside ``[0, len(self)]``.
+        """
+        _check_start(start_batch, len(self))
+        self.sampler.set_epoch(epoch, start=min(start_batch * self.batch_size, len(self.sampler)))
+
+    def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """Iterates over the batches of ``epoch`` from ``start_batch`` on (to resume mid-epoch)."""
+        self.set_epoch(epoch, start_batch)
+        return iter(self)
 
     def __iter__(self) -> Iterator[Batch]:
         batches = iter(self.loader)
@@ -216,6 +240,11 @@ class FolderLoader:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             yield normalize(images, self.mean, self.std, channels_last=self.channels_last), labels
+
+
+def _check_start(start_batch: int, batches: int) -> None:
+    if not 0 <= start_batch <= batches:
+        raise ValueError(f"start_batch must be in [0, {batches}] (the batches of an epoch), got {start_batch}")
 
 
 def worker_message(error: BaseException) -> str:
@@ -233,11 +262,11 @@ class _SeededSampler(ShardedSampler):
     """A :class:`ShardedSampler` that, when shuffling, pairs each index with a per-sample seed."""
 
     def __iter__(self) -> Iterator[int | tuple[int, int]]:
-        epoch = self.epoch
-        indices = list(super().__iter__())
+        epoch, start = self.epoch, self.start
+        indices = list(super().__iter__())  # from position ``start`` of the epoch's order on
         if not self.shuffle:
             return iter(indices)
         generator = epoch_generator(self.seed, epoch, stream=1)  # independent of the order's stream
         seeds = torch.randint(0, 2**62, (self.num_samples,), generator=generator)
-        seeds = seeds[shard_positions(self.num_samples, rank=self.rank, world_size=self.world_size)].tolist()
+        seeds = seeds[shard_positions(self.num_samples, rank=self.rank, world_size=self.world_size)][start:].tolist()
         return zip(indices, seeds, strict=True)

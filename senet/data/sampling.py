@@ -89,6 +89,9 @@ class ShardedSampler(Sampler[int]):
 
     ``set_epoch(e)`` before iterating (when resuming) picks the epoch; afterwards each pass over the
     sampler moves to the next one, so forgetting ``set_epoch`` does not repeat an order.
+    ``set_epoch(e, start=k)`` makes the next pass begin at position ``k`` of the epoch's order (resuming
+    part-way through an epoch: the skipped samples are never yielded, so never loaded); ``len()`` stays
+    the whole epoch's.
 
     Args:
         num_samples: The size of the data set.
@@ -112,18 +115,30 @@ class ShardedSampler(Sampler[int]):
         self.num_samples, self.shuffle, self.seed = num_samples, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.drop_tail = shuffle if drop_tail is None else drop_tail
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
         self._len = len(shard_positions(num_samples, rank=rank, world_size=world_size, drop_tail=self.drop_tail))
 
-    def set_epoch(self, epoch: int) -> None:
-        """Sets the epoch the next pass uses."""
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Sets the epoch the next pass uses, and the position in its order it begins at.
+
+        Raises:
+            ValueError: If ``start`` is outside ``[0, len(self)]``.
+        """
+        if not 0 <= start <= self._len:
+            raise ValueError(f"start must be in [0, {self._len}] (the samples of an epoch), got {start}")
+        self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
         return self._len
 
+    def _next_pass(self) -> tuple[int, int]:
+        """The (epoch, start) of the pass beginning now; the next pass is the next epoch, from its start."""
+        epoch, start = self.epoch, self.start
+        self.epoch, self.start = epoch + 1, 0
+        return epoch, start
+
     def __iter__(self) -> Iterator[int]:
-        epoch, self.epoch = self.epoch, self.epoch + 1
+        epoch, start = self._next_pass()
         order = epoch_order(
             self.num_samples,
             seed=self.seed,
@@ -133,7 +148,7 @@ class ShardedSampler(Sampler[int]):
             world_size=self.world_size,
             drop_tail=self.drop_tail,
         )
-        return iter(order.tolist())
+        return iter(order[start:].tolist())
 
 
 def balanced_subset(labels: torch.Tensor, size: int, *, num_classes: int | None = None, seed: int = 0) -> torch.Tensor:

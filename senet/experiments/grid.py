@@ -168,6 +168,8 @@ def resumed_base(recorded: dict[str, Any], cfg: TrainConfig, out: Path) -> Train
         workers=cfg.workers if "workers" in given else stored.workers,
         data_dir=cfg.data_dir if "data_dir" in given else stored.data_dir,
         skip_corrupt=cfg.skip_corrupt if "skip_corrupt" in given else stored.skip_corrupt,
+        save_every=cfg.save_every if "save_every" in given else stored.save_every,
+        keep_checkpoints=cfg.keep_checkpoints if "keep_checkpoints" in given else stored.keep_checkpoints,
         given=tuple(sorted(given & EXPERIMENT_RESUMABLE)),
     )  # fmt: skip
 

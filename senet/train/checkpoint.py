@@ -3,14 +3,18 @@
 Layout of a run directory::
 
     run/
-      config.json                 the full run configuration
-      checkpoints/epoch_0003/     one complete checkpoint: model.safetensors, state.pt, meta.json
-      checkpoints/LATEST          the name of the newest complete checkpoint
-      model.safetensors           the final weights
+      config.json                          the full run configuration
+      checkpoints/epoch_0003/              the end of epoch 3: model.safetensors, state.pt, meta.json
+      checkpoints/epoch_0003_step_000120/  120 steps into epoch 4 (``--save-every``): the same three files
+      checkpoints/LATEST                   the name of the newest complete checkpoint
+      model.safetensors                    the final weights
 
-A checkpoint is written into a temporary directory and renamed into place, and only then is LATEST
-replaced (write-then-``os.replace``), so a crash at any moment leaves the previous checkpoint intact
-and LATEST pointing at a complete one.
+Names sort in training order (``epoch_0003`` < ``epoch_0003_step_000120`` < ``epoch_0004``). A checkpoint
+is written into a hidden temporary directory (``.epoch_0003.XXXX``), each file flushed to disk, then
+renamed into place; only then is LATEST replaced (write-then-``os.replace``), and only then are old
+checkpoints pruned (the newest K are kept, never the one just written). So a crash at any moment leaves
+every visible checkpoint directory complete and LATEST naming one of them; a temporary directory left
+by a crash is ignored, and removed by the next save.
 
 Nothing read back can run code: the weights are safetensors, and ``state.pt`` holds tensors and plain
 Python values only, read with ``torch.load(weights_only=True)``; a crafted ``state.pt`` is refused
@@ -36,7 +40,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .interrupt import injected_pause_in_save
+
 LATEST = "LATEST"
+CHECKPOINT_FILES = ("model.safetensors", "state.pt", "meta.json")
+_NAME = re.compile(r"epoch_(\d{4,})(?:_step_(\d{6,}))?")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -52,6 +60,25 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flushes a directory's entries (a rename is then on disk, not only in the page cache)."""
+    with contextlib.suppress(OSError):  # some file systems cannot open or sync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -164,6 +191,40 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def checkpoint_name(epoch: int, step: int = 0) -> str:
+    """The directory name of the checkpoint after ``epoch`` completed epochs and ``step`` more steps:
+    ``epoch_0003`` (an epoch's end) or ``epoch_0003_step_000120`` (120 steps into epoch 4); names sort in
+    training order."""
+    return f"epoch_{epoch:04d}" if step == 0 else f"epoch_{epoch:04d}_step_{step:06d}"
+
+
+def checkpoint_position(path: Path) -> tuple[int, int] | None:
+    """``(completed epochs, steps into the next epoch)`` of a checkpoint directory's name, or ``None``
+    when the name is not a checkpoint's (a temporary directory, LATEST, anything else)."""
+    found = _NAME.fullmatch(Path(path).name)
+    return (int(found.group(1)), int(found.group(2) or 0)) if found else None
+
+
+def describe_position(epoch: int, step: int = 0) -> str:
+    """Where a checkpoint is, in words: 'the end of epoch 3' or 'epoch 4 step 120'."""
+    return f"the end of epoch {epoch}" if step == 0 else f"epoch {epoch + 1} step {step}"
+
+
+def is_complete(path: Path) -> bool:
+    """Whether ``path`` is a visible checkpoint directory holding all of its files."""
+    path = Path(path)
+    return checkpoint_position(path) is not None and all((path / f).is_file() for f in CHECKPOINT_FILES)
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """The complete checkpoints of ``run_dir``, oldest first (temporary directories are not listed)."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and is_complete(p)]
+    return sorted(found, key=checkpoint_position)  # type: ignore[arg-type,return-value]
+
+
 def save_checkpoint(
     run_dir: Path,
     *,
@@ -171,10 +232,13 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     epoch: int,
+    step: int = 0,
     extra: dict[str, Any] | None = None,
     keep: int = 2,
+    scaler: Any = None,
+    progress: dict[str, Any] | None = None,
 ) -> Path:
-    """Writes the checkpoint of the end of ``epoch`` (1-based) and points LATEST at it.
+    """Writes the checkpoint after ``epoch`` completed epochs and ``step`` more steps, and points LATEST at it.
 
     Args:
         run_dir: The run directory.
@@ -182,49 +246,107 @@ def save_checkpoint(
         optimizer: Its optimiser.
         scheduler: Its learning-rate scheduler (anything with ``state_dict``), or ``None``.
         epoch: The number of completed epochs.
+        step: Steps done in the next epoch (0: the checkpoint of an epoch's end).
         extra: JSON-serialisable metadata (e.g. the model name and the history of metrics).
-        keep: How many checkpoints to keep (older ones are deleted after LATEST moved on).
+        keep: How many checkpoints to keep (older ones are deleted after LATEST moved on; the one just
+            written always stays).
+        scaler: The fp16 ``GradScaler`` (its state is saved), or ``None``.
+        progress: The state of the epoch under way (a mid-epoch checkpoint): tensors and plain values,
+            e.g. ``EpochProgress.state_dict()``.
 
     Returns:
         The checkpoint's directory.
+
+    Raises:
+        OSError: If it cannot be written (full disk, read-only folder); nothing of it is left, and the
+            previous checkpoints and LATEST are untouched.
     """
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
-    name = f"epoch_{epoch:04d}"
+    for leftover in root.glob(".epoch_*"):  # temporary directories of a run killed while saving
+        shutil.rmtree(leftover, ignore_errors=True)
+    name = checkpoint_name(epoch, step)
+    state: dict[str, Any] = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng_state(),
+        "epoch": epoch,
+    }
+    if step:
+        state.update(step=step, progress=progress)
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    final, aside = root / name, None
     try:
         save_file(model_state(model), str(tmp / "model.safetensors"))
-        torch.save(
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": rng_state(),
-                "epoch": epoch,
-            },
-            tmp / "state.pt",
-        )
-        (tmp / "meta.json").write_text(json.dumps({"epoch": epoch, **(extra or {})}, indent=1))
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
+        injected_pause_in_save()
+        torch.save(state, tmp / "state.pt")
+        injected_pause_in_save()
+        (tmp / "meta.json").write_text(json.dumps({"epoch": epoch, "step": step, **(extra or {})}, indent=1))
+        for file in CHECKPOINT_FILES:
+            _fsync_file(tmp / file)
+        if final.exists():  # a checkpoint LATEST does not name (written just before a crash): set aside
+            aside = root / f".{name}.replaced"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.rename(final, aside)
         os.rename(tmp, final)
+        _fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None and not final.exists():
+            os.rename(aside, final)
         raise
     atomic_write_text(root / LATEST, name)
-    for old in sorted(p for p in root.glob("epoch_*") if p.is_dir())[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    prune_checkpoints(run_dir, keep=keep, protect=final)
     return final
 
 
+def prune_checkpoints(run_dir: Path, *, keep: int, protect: Path | None = None) -> list[Path]:
+    """Deletes all but the newest ``keep`` complete checkpoints; never ``protect`` (the one just written)
+    nor the one LATEST names.
+
+    Returns:
+        The deleted directories.
+    """
+    keep = max(1, keep)
+    complete = list_checkpoints(run_dir)
+    spared = {latest_checkpoint(run_dir), Path(protect) if protect is not None else None}
+    others = [p for p in complete if p not in spared]
+    room = max(0, keep - sum(1 for p in complete if p in spared))  # how many of the others stay
+    doomed = others[: max(0, len(others) - room)]
+    for old in doomed:
+        remove_checkpoint(old)
+    return doomed
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Deletes a checkpoint directory: first renamed to a hidden name (atomic), so that a kill while its
+    files are deleted leaves no visible, incomplete checkpoint (the next save removes the rest)."""
+    path = Path(path)
+    hidden = path.with_name(f".{path.name}.deleted")
+    shutil.rmtree(hidden, ignore_errors=True)
+    try:
+        os.rename(path, hidden)
+    except OSError:  # e.g. a read-only folder: the checkpoint stays, whole
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of ``run_dir``, or ``None`` when there is none."""
+    """The newest complete checkpoint of ``run_dir`` (the one LATEST names; if LATEST is missing or names
+    no complete checkpoint, the last complete one in training order), or ``None`` when there is none."""
     root = Path(run_dir) / "checkpoints"
-    pointer = root / LATEST
-    if not pointer.is_file():
-        return None
-    path = root / pointer.read_text().strip()
-    return path if (path / "state.pt").is_file() and (path / "model.safetensors").is_file() else None
+    try:
+        name = (root / LATEST).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    if name and is_complete(root / name):
+        return root / name
+    complete = list_checkpoints(run_dir)
+    return complete[-1] if complete else None
 
 
 def _numpy_rng_globals() -> list[Any]:
@@ -288,15 +410,18 @@ def _unsafe_reason(error: BaseException) -> str:
 
 
 def load_checkpoint(
-    path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None
+    path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+    scaler: Any = None,
 ) -> dict[str, Any]:
-    """Restores a checkpoint written by ``save_checkpoint`` (weights, optimiser, scheduler, RNG).
+    """Restores a checkpoint written by ``save_checkpoint`` (weights, optimiser, scheduler, RNG, and the
+    fp16 loss scaler when both the checkpoint and the caller have one).
 
     Nothing in it can run code: the weights are safetensors, the rest is read with ``weights_only``
     (:func:`read_state`).
 
     Returns:
-        Its metadata (``meta.json``), with 'epoch'.
+        Its metadata (``meta.json``), with 'epoch', 'step' (0 for an epoch's end) and 'progress' (the
+        state of the epoch under way, or ``None``).
 
     Raises:
         UnsafeCheckpointError: If ``state.pt`` holds pickled code (a ``ValueError``; nothing of it ran).
@@ -317,7 +442,9 @@ def load_checkpoint(
             optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
     except Exception as e:  # a truncated or foreign file fails in many ways; all mean the same to the user
         raise ValueError(f"the checkpoint {path} cannot be read ({_reason(e)}); {advice}") from None
-    return meta
+    return {**meta, "step": int(state.get("step", 0)), "progress": state.get("progress")}

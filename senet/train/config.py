@@ -5,16 +5,50 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .recipes import default_recipe, get_recipe
 
 # Options a resumed run may change: where and how it runs, not what it computes (--epochs is checked apart).
 RESUMABLE_OPTIONS = frozenset(
-    {"out", "resume", "force", "progress", "device", "workers", "epochs", "given", "data_dir", "skip_corrupt"}
-)
+    {"out", "resume", "force", "progress", "device", "workers", "epochs", "given", "data_dir", "skip_corrupt",
+     "save_every", "keep_checkpoints"}
+)  # fmt: skip
 MIN_IMAGE_SIZE = 32  # every model of the zoo takes inputs from 32 px
+_SECONDS_PER_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class SaveInterval(NamedTuple):
+    """How often a run writes a mid-epoch checkpoint: every ``steps`` optimiser steps, or every ``seconds``."""
+
+    steps: int | None = None
+    seconds: float | None = None
+
+
+def parse_save_every(value: int | str) -> SaveInterval:
+    """Reads ``--save-every``: a number of steps (``500``) or a duration (``90s``, ``10m``, ``1.5h``).
+
+    Raises:
+        ValueError: Unless it is a positive whole number of steps or a positive, finite duration.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"--save-every must be a number of steps or a duration, got {value!r}")
+    if isinstance(value, int):
+        value = str(value)
+    found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([smh]?)\s*", str(value))
+    why = "must be a positive number of steps (e.g. 500) or a duration (e.g. 90s, 10m, 1h)"
+    if not found:
+        raise ValueError(f"--save-every {why}, got {value!r}")
+    number, unit = float(found.group(1)), found.group(2)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"--save-every {why}, got {value!r}")
+    if unit:
+        return SaveInterval(seconds=number * _SECONDS_PER_UNIT[unit])
+    if number != int(number):
+        raise ValueError(f"--save-every {why} (steps are whole numbers; add s, m or h for a duration), got {value!r}")
+    return SaveInterval(steps=int(number))
 
 
 def default_workers() -> int:
@@ -59,6 +93,9 @@ class TrainConfig:
         resume: Continue the run in ``out`` from its last checkpoint.
         force: Start anew in a non-empty ``out``.
         eval_every: Evaluate on the test set every this many epochs (and after the last).
+        save_every: Also write mid-epoch checkpoints: every N optimiser steps (``500``) or every duration
+            (``'10m'``, ``'90s'``, ``'1h'``); ``None``: at the end of each epoch only (see ``parse_save_every``).
+        keep_checkpoints: Keep the newest K checkpoints (older ones are deleted once a newer one is complete).
         progress: Show progress bars.
         data_order_seed: Seed of the data order (defaults to ``seed``), so that runs can share an order.
         given: The options the user set explicitly (command-line names without dashes); a resume refuses
@@ -99,6 +136,8 @@ class TrainConfig:
     resume: bool = False
     force: bool = False
     eval_every: int = 1
+    save_every: int | str | None = None
+    keep_checkpoints: int = 2
     progress: bool = True
     data_order_seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -141,6 +180,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
+        if isinstance(self.keep_checkpoints, bool) or not isinstance(self.keep_checkpoints, int) \
+                or self.keep_checkpoints < 1:  # fmt: skip
+            raise bad("keep_checkpoints", "must be a positive whole number (the newest is always kept)")
+        if self.save_every is not None:
+            parse_save_every(self.save_every)
         for name in ("subset", "test_subset", "grad_clip", "reduction"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise bad(name, "must be positive")

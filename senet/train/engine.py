@@ -1,7 +1,9 @@
 """One epoch of training and one pass of evaluation, as library functions.
 
 Both take any iterable of ``(images, labels)`` batches. Running sums stay on the device and are read
-once per ``log_every`` steps, so the loop adds no synchronisation to the training step itself.
+once per ``log_every`` steps, so the loop adds no synchronisation to the training step itself. An epoch
+can be resumed part-way: ``EpochProgress`` holds what a mid-epoch checkpoint records (the running sums
+included), so that the resumed epoch reports exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .distributed import all_reduce_sum
+from .distributed import all_reduce_sum, gather_rows
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -35,6 +38,46 @@ class StepOptions:
     grad_clip: float | None = None
     channels_last: bool = False
     log_every: int = 20
+
+
+@dataclass
+class EpochProgress:
+    """How far an epoch has got: what a mid-epoch checkpoint records so that resuming it repeats nothing
+    and its logged metrics equal an uninterrupted epoch's (timings aside).
+
+    Attributes:
+        step: Batches done in this epoch.
+        loss_sum: Sum over the batches done of (mean loss x batch size), float64 on the device.
+        correct: Correct predictions so far, int64 on the device.
+        seen: Images so far (this process).
+        seconds: Training time so far.
+        lr: The learning rate of the last step done (``None`` before the first).
+    """
+
+    step: int = 0
+    loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
+    correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.int64))
+    seen: int = 0
+    seconds: float = 0.0
+    lr: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The progress as CPU tensors and plain values (what ``torch.load(weights_only=True)`` reads), with
+        every process's running sums (``'ranks'``: (world size, 3) float64 rows of loss sum, correct, seen;
+        a collective, so every process calls it) since each process sums its own shard."""
+        seen = torch.tensor(float(self.seen), dtype=torch.float64, device=self.loss_sum.device)
+        sums = torch.stack([self.loss_sum.double(), self.correct.double(), seen])
+        return {"step": self.step, "ranks": gather_rows(sums).cpu(), "seconds": self.seconds, "lr": self.lr}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: torch.device, rank: int = 0) -> EpochProgress:
+        """Rebuilds, for process ``rank``, what ``state_dict`` returned, its sums on ``device``."""
+        loss_sum, correct, seen = state["ranks"][rank].tolist()
+        return cls(
+            step=int(state["step"]), loss_sum=torch.tensor(loss_sum, dtype=torch.float64, device=device),
+            correct=torch.tensor(int(correct), dtype=torch.int64, device=device), seen=int(seen),
+            seconds=float(state["seconds"]), lr=state["lr"],
+        )  # fmt: skip
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -71,6 +114,8 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     options: StepOptions | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    start: EpochProgress | None = None,
+    after_step: Callable[[EpochProgress], None] | None = None,
 ) -> dict[str, float]:
     """Trains ``model`` for one pass over ``loader``.
 
@@ -84,6 +129,10 @@ def train_one_epoch(
         scaler: A ``GradScaler`` for fp16.
         options: Mixed precision, clipping, memory format, logging cadence.
         progress: Called every ``log_every`` steps with (steps done, running metrics).
+        start: Continue an epoch from this progress (a mid-epoch checkpoint's): ``loader`` then yields
+            the batches after ``start.step`` only, and steps are numbered and summed on from there.
+        after_step: Called after every step (optimiser and scheduler stepped) with the epoch's progress;
+            it may write a checkpoint, or raise to stop the epoch.
 
     Returns:
         ``{'loss', 'accuracy', 'images', 'seconds', 'images_per_second', 'lr'}`` for the epoch
@@ -95,12 +144,13 @@ def train_one_epoch(
     """
     options = options or StepOptions()
     model.train()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    seen, num_classes = 0, None
-    start = time.perf_counter()
-    lr = optimizer.param_groups[0]["lr"]
-    for step, (x, y) in enumerate(loader, 1):
+    begun = start or EpochProgress()
+    loss_sum = begun.loss_sum.to(device, torch.float64).clone()
+    correct = begun.correct.to(device, torch.int64).clone()
+    seen, num_classes = begun.seen, None
+    clock = time.perf_counter()
+    lr = begun.lr if begun.lr is not None else optimizer.param_groups[0]["lr"]
+    for step, (x, y) in enumerate(loader, begun.step + 1):
         x, y = _to_device(x, y, device, options.channels_last)
         lr = optimizer.param_groups[0]["lr"]
         with autocast(device, options.amp):
@@ -125,14 +175,16 @@ def train_one_epoch(
         seen += n
         loss_sum += loss.detach().double() * n
         correct += (logits.detach().argmax(1) == y).sum()
-        if step % options.log_every == 0 or step == 1:  # one read of the running sums per log_every steps
+        num_classes = logits.shape[1]
+        if step % options.log_every == 0 or step == begun.step + 1:  # one read of the sums per log_every steps
             running = loss_sum.item() / seen
-            num_classes = logits.shape[1]
             _check_loss(running, f"step {step}", lr, num_classes)
             if progress is not None:
-                elapsed = time.perf_counter() - start
+                elapsed = begun.seconds + time.perf_counter() - clock
                 progress(step, {"loss": running, "acc": correct.item() / seen, "img/s": seen / elapsed, "lr": lr})
-    seconds = time.perf_counter() - start
+        if after_step is not None:
+            after_step(EpochProgress(step, loss_sum, correct, seen, begun.seconds + time.perf_counter() - clock, lr))
+    seconds = begun.seconds + time.perf_counter() - clock
     totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device)]))
     loss_total, correct_total, images = totals.tolist()
     if images:

@@ -1,13 +1,19 @@
 """A whole training run: data, model, optimiser, the epoch loop, checkpoints, logs and the summary.
 
-``fit(config)`` is what ``senet train`` calls; it is also the library's one-call training API.
+``fit(config)`` is what ``senet train`` calls; it is also the library's one-call training API. A run
+killed at any moment and resumed (``--resume``) ends bit-identical (on the CPU) to an uninterrupted one:
+it continues from its last checkpoint, at an epoch's end or, with ``--save-every``, part-way through an
+epoch (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +23,23 @@ from torch import nn
 
 from ..utils.allocator import tune_cpu_allocator
 from . import distributed as dist
-from .checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint, save_weights, unwrap
-from .config import TrainConfig
-from .engine import StepOptions, autocast, evaluate, train_one_epoch
+from .checkpoint import (
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_weights,
+    unwrap,
+)
+from .config import TrainConfig, parse_save_every
+from .engine import EpochProgress, StepOptions, autocast, evaluate, train_one_epoch
+from .interrupt import TrainingStopped
 from .loaders import DataBundle, build_data
 from .logging import MetricsLogger, ProgressBar
 from .optim import build_optimizer, build_scheduler
 from .recipes import default_recipe
 from .rundir import RunPlan, claim_run_dir, plan_run
+from .saving import CheckpointSaver
 
 
 def resolve_device(name: str) -> torch.device:
@@ -125,6 +140,9 @@ def fit(cfg: TrainConfig) -> RunResult:
         ValueError: On an invalid configuration, model or dataset, or a training loss that becomes
             non-finite or explodes (naming the epoch and step).
         FileExistsError: If ``cfg.out`` holds a run and neither resume nor force is set.
+        TrainingStopped: When a stop was requested (``senet.train.interrupt``): after writing a checkpoint.
+        OSError: If a checkpoint or log cannot be written (one line naming the last good checkpoint), or
+            (``ConnectionError``) another process of a multi-process run died or stopped answering.
     """
     checked = cfg.resolve()  # the options given are valid, before anything runs (a resume re-checks)
     device = resolve_device(checked.device)
@@ -136,6 +154,9 @@ def fit(cfg: TrainConfig) -> RunResult:
         result = _fit(cfg, device)
         finished = True
         return result
+    except TrainingStopped:  # every process stops at the same step: they can part in order
+        finished = True
+        raise
     finally:  # success, error or Ctrl-C: a process group this run created is torn down with it
         if owns_group:
             dist.cleanup(wait=finished)
@@ -178,10 +199,12 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         warmup_steps=int(round(cfg.warmup_epochs * steps_per_epoch)),
         milestones=tuple(cfg.milestones),
     )
-    start_epoch, history = 0, []
+    scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+    start_epoch, history, start = 0, [], None
     if plan.checkpoint is not None:
-        meta = load_checkpoint(plan.checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
+        meta = load_checkpoint(plan.checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
         start_epoch, history = meta["epoch"], meta.get("history", [])
+        start = _resumed_progress(meta, plan.checkpoint, steps_per_epoch, device)
     if main:  # the data, the model and the checkpoint are ready: the run starts
         for note in plan.notes:
             print(note, flush=True)
@@ -192,61 +215,70 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if cfg.compile:
         train_model = torch.compile(train_model)
-    scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     options = StepOptions(amp=cfg.amp, grad_clip=cfg.grad_clip, channels_last=cfg.channels_last)
     logger = MetricsLogger(out / "metrics.jsonl", enabled=main, tensorboard_dir=out / "tensorboard")
+
+    def write(*, epoch: int, step: int, progress: dict[str, Any] | None) -> Path:
+        extra = {"model": cfg.model, "history": history, "world_size": dist.world_size(),
+                 "steps_per_epoch": steps_per_epoch}  # fmt: skip
+        return save_checkpoint(
+            out, model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch, step=step, extra=extra,
+            keep=cfg.keep_checkpoints, scaler=scaler, progress=progress,
+        )  # fmt: skip
+
+    saver = CheckpointSaver(
+        out=out, write=write, steps_per_epoch=steps_per_epoch, device=device,
+        interval=parse_save_every(cfg.save_every) if cfg.save_every is not None else None,
+        last=(start_epoch, start.step if start is not None else 0) if plan.checkpoint is not None else None,
+    )  # fmt: skip
     if plan.checkpoint is not None:
-        logger.rewrite(history)
+        with saver.writing(out / "metrics.jsonl"):
+            logger.rewrite(history)
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
     label = run_label(cfg)
-    for epoch in range(start_epoch, cfg.epochs):
-        data.train.set_epoch(epoch)
-        bar = ProgressBar(len(data.train), f"{label} epoch {epoch + 1}/{cfg.epochs}", enabled=main and cfg.progress)
-        try:
-            train = train_one_epoch(
-                train_model, data.train, optimizer, loss_fn, device=device, scheduler=scheduler,
-                scaler=scaler, options=options, progress=bar.update,
-            )
-        except FloatingPointError as e:  # one line, nothing written for this epoch
-            raise ValueError(f"epoch {epoch + 1}: {e}") from None
-        finally:
-            bar.close()
-        dist.sync_buffers(model)
-        train_seconds += train["seconds"]
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "train_loss": train["loss"],
-            "train_accuracy": train["accuracy"],
-            "lr": train["lr"],
-            "train_seconds": train["seconds"],
-            "train_images_per_second": train["images_per_second"],
-        }
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            test = evaluate(
-                model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp,
-                channels_last=cfg.channels_last,
-            )
-            record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
-        history.append(record)
-        logger.log(record)
-        if main and cfg.progress:
-            test = f", test accuracy {100 * record['test_accuracy']:.2f}%" if "test_accuracy" in record else ""
-            print(
-                f"{label} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, "
-                f"accuracy {100 * record['train_accuracy']:.2f}%{test} ({record['train_images_per_second']:.0f} img/s)",
-                flush=True,
-            )
-        if main:
-            save_checkpoint(
-                out, model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch + 1,
-                extra={"model": cfg.model, "history": history},
-            )
-        dist.barrier()
-    logger.close()
-    final = evaluate(
-        model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp, channels_last=cfg.channels_last
-    )
+    with _peer_failures(saver):
+        for epoch in range(start_epoch, cfg.epochs):
+            resumed, start = start, None  # only the first epoch of a resumed run starts part-way
+            data.train.set_epoch(epoch, start_batch=resumed.step if resumed is not None else 0)
+            bar = ProgressBar(len(data.train), f"{label} epoch {epoch + 1}/{cfg.epochs}", enabled=main and cfg.progress)
+            try:
+                train = train_one_epoch(
+                    train_model, data.train, optimizer, loss_fn, device=device, scheduler=scheduler,
+                    scaler=scaler, options=options, progress=bar.update, start=resumed,
+                    after_step=lambda progress, epoch=epoch: saver.after_step(epoch, progress),
+                )  # fmt: skip
+            except FloatingPointError as e:  # one line, nothing written for this epoch
+                raise ValueError(f"epoch {epoch + 1}: {e}") from None
+            finally:
+                bar.close()
+            dist.sync_buffers(model)
+            train_seconds += train["seconds"]
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss": train["loss"],
+                "train_accuracy": train["accuracy"],
+                "lr": train["lr"],
+                "train_seconds": train["seconds"],
+                "train_images_per_second": train["images_per_second"],
+            }
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                test = evaluate(
+                    model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp,
+                    channels_last=cfg.channels_last,
+                )
+                record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
+            history.append(record)
+            with saver.writing(out / "metrics.jsonl"):
+                logger.log(record)
+            if main and cfg.progress:
+                print(_epoch_line(label, record, cfg.epochs), flush=True)
+            saver.epoch_end(epoch + 1)
+        logger.close()
+        final = evaluate(
+            model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp, channels_last=cfg.channels_last
+        )
+        identical = dist.ranks_identical(model)
     summary = {
         "model": cfg.model,
         "dataset": cfg.dataset,
@@ -262,7 +294,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         "eval_images_per_second": final["images_per_second"],
         "input_size": list(data.input_size),
         "world_size": dist.world_size(),
-        "ranks_identical": dist.ranks_identical(model),
+        "ranks_identical": identical,
         "device": str(device),
         "torch": torch.__version__,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -275,9 +307,66 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         print(f"skipped {len(skipped)} unreadable image(s) (--skip-corrupt), e.g. {skipped[0]}; all are listed in "
               f"{out / 'summary.json'}", flush=True)  # fmt: skip
     if main:
-        save_weights(model, out / "model.safetensors", metadata={"model": cfg.model})
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+        with saver.writing(out / "model.safetensors"):
+            save_weights(model, out / "model.safetensors", metadata={"model": cfg.model})
+        with saver.writing(out / "summary.json"):
+            atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return RunResult(summary, history, model)
+
+
+def _resumed_progress(
+    meta: dict[str, Any], checkpoint: Path, steps_per_epoch: int, device: torch.device
+) -> EpochProgress | None:
+    """The progress of the epoch a mid-epoch checkpoint stopped in (``None`` for an epoch's end).
+
+    Raises:
+        ValueError: If the checkpoint was written by a run whose epochs had another number of steps (another
+            number of processes or batch size): its position could not be found again.
+    """
+    if not meta.get("step"):
+        return None
+    written = (meta.get("world_size"), meta.get("steps_per_epoch"))
+    if meta.get("steps_per_epoch") != steps_per_epoch or meta.get("world_size", 1) != dist.world_size():
+        raise ValueError(
+            f"{checkpoint} was written part-way through an epoch by {written[0]} process(es) taking {written[1]} "
+            f"steps per epoch; this run has {dist.world_size()} taking {steps_per_epoch}. Resume with the same "
+            "number of processes, or from an epoch's end (point LATEST at one)"
+        )
+    if meta.get("progress") is None or meta["step"] > steps_per_epoch:
+        raise ValueError(f"{checkpoint} holds no usable progress of its epoch; point LATEST at an older checkpoint")
+    return EpochProgress.from_state(meta["progress"], device, rank=dist.rank())
+
+
+def _epoch_line(label: str, record: dict[str, Any], epochs: int) -> str:
+    test = f", test accuracy {100 * record['test_accuracy']:.2f}%" if "test_accuracy" in record else ""
+    return (
+        f"{label} epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}, "
+        f"accuracy {100 * record['train_accuracy']:.2f}%{test} ({record['train_images_per_second']:.0f} img/s)"
+    )
+
+
+@contextlib.contextmanager
+def _peer_failures(saver: CheckpointSaver) -> Iterator[None]:
+    """Turns a collective that failed because another process died or stopped answering into one line."""
+    try:
+        yield
+    except RuntimeError as e:
+        if not (dist.is_distributed() and dist.is_peer_failure(e)):
+            raise
+        last = saver.last_good()
+        raise ConnectionError(
+            f"rank {dist.rank()}: another process of this {dist.world_size()}-process run died or stopped answering "
+            f"({_first_line(e)}); stopping. {last[0].upper()}{last[1:]}; resume the run with --resume"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    """The gist of a backend's error: its first sentence, without the source location gloo puts first."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    gist = re.sub(r"^\[[^\]]*\]\s*", "", lines[0]).split(". ")[0]
+    return gist[:200]
 
 
 def finished_run_record(out: str | Path) -> dict[str, Any] | None:
@@ -317,7 +406,8 @@ def _claim(plan: RunPlan, cfg: TrainConfig, main: bool) -> Path:
     """Makes the run directory (rank 0) and records the configuration; the other ranks wait for it."""
     if main:
         claim_run_dir(plan)
-        if plan.checkpoint is None or "epochs" in cfg.given:  # a new run, or a resume that changed --epochs
+        changed = {"epochs", "save_every", "keep_checkpoints"} & set(cfg.given)
+        if plan.checkpoint is None or changed:  # a new run, or a resume that changed how long or how it saves
             atomic_write_text(plan.out / "config.json", json.dumps(cfg.to_dict(), indent=1))
     dist.barrier()
     return plan.out

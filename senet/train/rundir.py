@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import distributed as dist
-from .checkpoint import latest_checkpoint
+from .checkpoint import checkpoint_position, describe_position, latest_checkpoint
 from .config import RESUMABLE_OPTIONS, TrainConfig
 
 RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "model.safetensors", "checkpoints", "tensorboard")
 RUNS_ROOT = Path("runs")
+# Options a resume takes from the command line when given (else the run's recorded ones).
+TAKEN_ON_RESUME = ("data_dir", "skip_corrupt", "save_every", "keep_checkpoints")
 
 
 def new_run_dir(stem: str, root: Path = RUNS_ROOT) -> Path:
@@ -52,19 +55,23 @@ def describe_run(out: Path) -> str:
     except (OSError, ValueError):
         return "a run"
     ckpt = latest_checkpoint(out)
-    done = _completed_epochs(ckpt) if ckpt is not None else 0
+    done, step = _position(ckpt) if ckpt is not None else (0, 0)
     if (out / "summary.json").is_file():
         return f"a finished run of {model} ({epochs} epochs)"
-    if done == 0:
+    if done == 0 and step == 0:
         return f"a run of {model} stopped before its first checkpoint"
+    if step:
+        return f"a run of {model} stopped at {describe_position(done, step)} ({epochs} epochs in all)"
     return f"a run of {model} stopped after epoch {done} of {epochs}"
 
 
-def _completed_epochs(ckpt: Path) -> int:
+def _position(ckpt: Path) -> tuple[int, int]:
+    """(completed epochs, steps into the next) of a checkpoint, from its meta.json (else its name)."""
     try:
-        return int(json.loads((ckpt / "meta.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError):
-        return 0
+        meta = json.loads((ckpt / "meta.json").read_text())
+        return int(meta["epoch"]), int(meta.get("step", 0))
+    except (OSError, ValueError, KeyError, TypeError):
+        return checkpoint_position(ckpt) or (0, 0)
 
 
 @dataclass
@@ -159,11 +166,12 @@ def _plan_resume(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, RunPlan]:
             "Drop them, or start a new run (another --out, or --force to replace this one)"
         )
     ckpt = latest_checkpoint(out)
-    done = _completed_epochs(ckpt) if ckpt is not None else 0
+    done, step = _position(ckpt) if ckpt is not None else (0, 0)
     notes = []
     if "epochs" in cfg.given and cfg.epochs != stored.epochs:
-        if cfg.epochs < done:
-            raise ValueError(f"--resume: {out} has already trained {done} epochs; --epochs {cfg.epochs} is fewer")
+        if cfg.epochs < done or (step and cfg.epochs == done):
+            trained = f"{done} epochs" + (f" and {step} steps" if step else "")
+            raise ValueError(f"--resume: {out} has already trained {trained}; --epochs {cfg.epochs} is fewer")
         notes.append(
             f"--epochs {cfg.epochs}: the run was set for {stored.epochs}; its learning-rate schedule is "
             f"recomputed for {cfg.epochs} epochs from epoch {done + 1} on"
@@ -172,13 +180,15 @@ def _plan_resume(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, RunPlan]:
     stored = dataclasses.replace(
         stored, out=str(out), resume=True, force=False, progress=cfg.progress, device=cfg.device,
         workers=cfg.workers if "workers" in cfg.given else None, given=cfg.given,
-        data_dir=cfg.data_dir if "data_dir" in cfg.given else stored.data_dir,
-        skip_corrupt=cfg.skip_corrupt if "skip_corrupt" in cfg.given else stored.skip_corrupt,
+        **{name: getattr(cfg, name) if name in cfg.given else getattr(stored, name) for name in TAKEN_ON_RESUME},
     )  # fmt: skip
     if ckpt is None:
         notes.append(f"{out} has no checkpoint yet: starting the run over with its recorded options")
         return stored, RunPlan(out, replace=True, notes=notes)
-    notes.append(f"resuming {out} after epoch {done} of {stored.epochs}")
+    if step:
+        notes.append(f"resuming {out} at {describe_position(done, step)} ({stored.epochs} epochs in all)")
+    else:
+        notes.append(f"resuming {out} after epoch {done} of {stored.epochs}")
     return stored, RunPlan(out, checkpoint=ckpt, notes=notes)
 
 
@@ -191,8 +201,11 @@ def claim_run_dir(plan: RunPlan) -> None:
     if plan.replace:
         for name in RUN_FILES:
             target = plan.out / name
-            if target.is_dir():
-                shutil.rmtree(target)
+            if target.is_dir():  # renamed away first: a kill while deleting leaves no half checkpoint in view
+                hidden = target.with_name(f".{name}.deleted")
+                shutil.rmtree(hidden, ignore_errors=True)
+                os.rename(target, hidden)
+                shutil.rmtree(hidden)
             elif target.exists():
                 target.unlink()
     plan.out.mkdir(parents=True, exist_ok=True)
