@@ -22,6 +22,20 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    # Every test starts from the same random state, whatever ran before it: a test's random weights and
+    # inputs must not depend on the order tests run in (or on which tests were selected).
+    import random
+
+    import numpy as np
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
     """Points SENET_CACHE at a folder of this test session (subprocesses inherit it), so tests never read
