@@ -134,12 +134,17 @@ def test_recording_during_training_with_the_fused_autograd_path(se20):
 
 def test_histogram_counts_add_up(se20):
     images, labels = _batch(16)
-    stats = record_excitations(se20, [(images, labels)], num_classes=CLASSES, bins=7, value_range=(0.3, 0.6))
+    full = record_excitations(se20, [(images, labels)], num_classes=CLASSES)
+    # A range strictly inside every block's gates (whatever the weights): values fall below and above it.
+    low = max(b.minimum for b in full.blocks.values())
+    high = min(b.maximum for b in full.blocks.values())
+    assert low < high
+    inner = (low + (high - low) / 4, high - (high - low) / 4)
+    stats = record_excitations(se20, [(images, labels)], num_classes=CLASSES, bins=7, value_range=inner)
     for block in stats.blocks.values():
         assert block.histogram.size == 7
         assert block.below > 0 and block.above > 0  # a range narrower than the gates: counted apart
         assert block.histogram.sum() + block.below + block.above + block.nonfinite == 16 * block.channels
-    full = record_excitations(se20, [(images, labels)], num_classes=CLASSES)
     for block in full.blocks.values():
         assert block.value_range == (0.0, 1.0) and block.below == block.above == 0
         assert block.histogram.sum() == block.values == 16 * block.channels

@@ -131,7 +131,12 @@ def fake_table(monkeypatch, server, tmp_path):
         sha256_prefix=digest[:8],
     )  # fmt: skip
     monkeypatch.setattr(table, "PRETRAINED", (entry,))
-    return entry, original, root / "mirror" / name
+    cached = senet.pretrained.pretrained_dir() / name
+    for stale in (cached, cached.with_name(name + ".sha256")):  # another test's download of the same file
+        stale.unlink(missing_ok=True)
+    yield entry, original, root / "mirror" / name
+    for stale in (cached, cached.with_name(name + ".sha256")):
+        stale.unlink(missing_ok=True)
 
 
 def test_pretrained_true_downloads_verifies_and_loads(fake_table):
