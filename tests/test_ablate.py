@@ -50,8 +50,12 @@ def test_ablate_runs_end_to_end_and_resumes_without_retraining_a_finished_settin
     monkeypatch.setattr(run_module, "save_checkpoint", save_then_interrupt)
     assert main(args) == 130
     assert saved == [("placement-standard-seed0", 1), ("placement-standard-seed0", 2), ("placement-pre-seed0", 1)]
-    printed = capsys.readouterr().out
-    assert "[1/2] placement-standard, seed 0: training" in printed and "--resume" in printed.splitlines()[-1]
+    captured = capsys.readouterr()
+    assert "[1/2] placement-standard, seed 0: training" in captured.out
+    assert captured.err.count("\n") == 1, captured.err  # one line: the finished run is kept, and how to continue
+    assert captured.err.startswith("senet: interrupted; the finished runs are kept; continue with: senet ablate "
+                                   f"--model se_cifar_resnet20 --vary placement=standard,pre --seeds 1 --out {out} "
+                                   "--resume"), captured.err  # fmt: skip
     first, second = out / "placement-standard-seed0", out / "placement-pre-seed0"
     assert (first / "summary.json").is_file() and not (second / "summary.json").exists()
     partial = json.loads((out / "ablate.json").read_text())

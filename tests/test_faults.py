@@ -473,7 +473,7 @@ def test_sigterm_and_sigint_stop_with_a_checkpoint_and_one_line(reference, tmp_p
 
 def _stop_checkpoint(line: str) -> str:
     """The checkpoint a 'stopped by SIGX at epoch E step S; ...' (or '... at the end of epoch E') line means."""
-    where = line.split(" at ", 1)[1].split(";")[0].split()
+    where = line.split(" at ", 1)[1].split(";")[0].split(" of run ")[0].split()
     if where[0] == "the":  # the end of epoch E
         return checkpoint_name(int(where[-1]))
     return checkpoint_name(int(where[1]) - 1, int(where[3]))
@@ -512,6 +512,83 @@ def test_ablate_killed_mid_run_resumes_the_interrupted_setting_mid_epoch(tmp_pat
     assert main(["train", *QUICK, "--model", "se_cifar_resnet20", "--reduction", "8", "--epochs", "1",
                  "--out", str(ref)]) == 0  # fmt: skip
     assert_identical_runs(second, ref)
+
+
+# --- compare, ablate and reproduce: a signal stops the run in progress after a checkpoint --------------------
+
+
+def _stopped_line(err: str, name: str, run: str) -> str:
+    """The one line a stopped experiment prints; returns its resume command."""
+    assert err.count("\n") == 1 and err.startswith(f"stopped by {name} at "), err
+    assert f" of {run}; checkpoint written; resume with: senet " in err, err
+    return err.split("resume with: ", 1)[1].strip()
+
+
+def test_sigterm_stops_compare_with_a_checkpoint_and_its_short_resume_command_continues_it(tmp_path, cifar10):
+    """SIGTERM in the SE twin: a checkpoint at that step, one line, exit 143. The line's command names only
+    the model and the folder: the comparison continues with its recorded options (subset, batch, dropout,
+    ...), keeps the finished twin, and the SE twin ends identical to an uninterrupted run."""
+    out = tmp_path / "cmp"
+    args = ["compare", *QUICK, "--epochs", "1", "--out", str(out), "--save-every", "1000"]
+    se = out / "se-seed0"
+    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
+        wait_for(lambda: any("se-seed0" in line for line in proc.out), proc, what="the SE twin to start")
+        time.sleep(0.5)
+        proc.signal(signal.SIGTERM)
+        code, _, err = proc.wait(timeout=60)
+    assert code == 143, err
+    command = _stopped_line(err, "SIGTERM", "run 2/2 (se-seed0)")
+    assert command == f"senet compare --model cifar_resnet20 --out {out} --resume"
+    assert latest_name(se) == _stop_checkpoint(err)
+    assert_no_partial_checkpoint(se, keep=2)
+    plain = {p: p.stat().st_mtime_ns for p in (out / "plain-seed0").rglob("*") if p.is_file()}
+    assert main(command.split()[1:]) == 0
+    assert plain == {p: p.stat().st_mtime_ns for p in (out / "plain-seed0").rglob("*") if p.is_file()}
+    assert json.loads((out / "compare.json").read_text())["complete"]
+    assert main(["train", *QUICK, "--epochs", "1", "--attention", "se", "--out", str(tmp_path / "ref")]) == 0
+    assert_identical_runs(se, tmp_path / "ref")
+
+
+def test_sigint_stops_ablate_and_reproduce_with_a_checkpoint_and_the_command_that_continues_them(tmp_path, cifar10):
+    """Ctrl-C in the second setting of an ablation, SIGTERM in the first run of a reproduction: each writes a
+    checkpoint at the step it stopped at, prints one line naming the run and the resume command, and exits
+    130 / 143; that command finishes the experiment, the ablation's setting identical to an uninterrupted run."""
+    out = tmp_path / "ablation"
+    args = ["ablate", *QUICK, "--model", "se_cifar_resnet20", "--vary", "reduction=4,8", "--epochs", "1",
+            "--out", str(out)]  # fmt: skip
+    second = out / "reduction-8-seed0"
+    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
+        wait_for(lambda: any("reduction-8" in line for line in proc.out), proc, what="the second setting")
+        time.sleep(0.5)
+        proc.signal(signal.SIGINT)
+        code, _, err = proc.wait(timeout=60)
+    assert code == 130, err
+    command = _stopped_line(err, "SIGINT", "run 2/2 (reduction-8-seed0)")
+    assert command.startswith("senet ablate --model se_cifar_resnet20 --vary reduction=4,8 ") and "--resume" in command
+    assert latest_name(second) == _stop_checkpoint(err)
+    assert main(command.split()[1:]) == 0
+    ref = tmp_path / "ref"
+    assert main(["train", *QUICK, "--model", "se_cifar_resnet20", "--reduction", "8", "--epochs", "1",
+                 "--out", str(ref)]) == 0  # fmt: skip
+    assert_identical_runs(second, ref)
+
+    out = tmp_path / "repro"
+    args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "1", "--epochs", "1", "--subset", "1000",
+            "--test-subset", "50", "--device", "cpu", "--no-progress", "--out", str(out)]  # fmt: skip
+    first = out / "resnet20-plain-seed0"
+    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
+        wait_for(lambda: any("[1/2]" in line for line in proc.out), proc, what="the first run")
+        time.sleep(1.0)
+        proc.signal(signal.SIGTERM)
+        code, _, err = proc.wait(timeout=60)
+    assert code == 143, err
+    command = _stopped_line(err, "SIGTERM", "run 1/2 (resnet20-plain-seed0)")
+    assert command == f"senet reproduce cifar10 --protocol quick --models resnet20 --seeds 1 --out {out} --resume"
+    assert latest_name(first) == _stop_checkpoint(err)
+    assert_no_partial_checkpoint(first, keep=2)
+    assert main(command.split()[1:]) == 0
+    report = json.loads((out / "reproduce.json").read_text())
+    assert report["complete"] and report["runs_done"] == 2
 
 
 # --- two processes -----------------------------------------------------------------------------------------------

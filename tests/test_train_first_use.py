@@ -178,6 +178,33 @@ def test_compare_resume_keeps_the_finished_twin(tmp_path, monkeypatch, capsys):
     assert "±" not in (out / "compare.md").read_text()  # one seed: no spread to show
 
 
+def test_compare_resumed_by_its_short_command_trains_the_unstarted_twin_with_the_recorded_options(
+    tmp_path, monkeypatch, capsys
+):
+    """Stopped between the twins (the SE twin had not started), the comparison is resumed with only
+    --model, --out and --resume, as the stop line says: the SE twin trains with the options the comparison
+    was started with (subset, batch, epochs, seeds, attention), not the defaults."""
+    out = tmp_path / "cmp"
+    args = ["compare", "--model", "cifar_resnet20", "--attention", "eca", *QUICK, "--epochs", "1", "--out", str(out)]
+    _interrupt_at_epoch(monkeypatch, 1)  # the plain twin trains its epoch; Ctrl-C as the ECA twin starts
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == ("senet: interrupted; the finished runs are kept; continue with: senet compare --model "
+                           f"cifar_resnet20 --out {out} --resume")  # fmt: skip
+    monkeypatch.setattr(run_module, "train_one_epoch", train_one_epoch)
+    (out / "eca-seed0").rename(tmp_path / "eca-started")  # as if stopped before the second twin began
+    assert main(["compare", "--model", "cifar_resnet20", "--out", str(out), "--resume"]) == 0
+    plain, eca = (json.loads((out / twin / "config.json").read_text()) for twin in ("plain-seed0", "eca-seed0"))
+    assert eca["attention"] == "eca"
+    for key in ("subset", "test_subset", "batch_size", "epochs", "seed", "recipe", "lr"):
+        assert eca[key] == plain[key], key
+    report = json.loads((out / "compare.json").read_text())
+    assert report["complete"] and set(report["results"]) == {"plain", "eca"} and report["seeds"] == 1
+    capsys.readouterr()
+    code = main(["compare", "--model", "cifar_resnet20", "--attention", "se", "--out", str(out), "--resume"])
+    _one_line_error(capsys, code, "compares plain with eca, not se")
+
+
 # 3. Refuse what makes no sense, in one line, before anything is written.
 
 TRAIN_REFUSALS = [

@@ -39,9 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments.ablate import ablate, render_markdown
+    from ._stop import stoppable
 
     cfg = config_from_args(args)
-    report = ablate(cfg, args.vary, seeds=args.seeds, baseline=args.baseline, command=_command(args, cfg))
+    with stoppable() as stop:
+        report = ablate(cfg, args.vary, seeds=args.seeds, baseline=args.baseline, command=_command(args, cfg))
+    if stop.code is not None:
+        return stop.code
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     print(render_markdown(report))

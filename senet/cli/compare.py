@@ -18,18 +18,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and seeds; writes compare.json, compare.md and curves.png into --out.",
     )
     p.add_argument("--model", default="cifar_resnet20", help="the network (its attention is switched)")
-    p.add_argument("--attention", default="se", help="the attention of the second twin (default se)")
-    p.add_argument("--seeds", type=int, default=1, help="train each twin with this many seeds")
+    p.add_argument("--attention", default=None, help="the attention of the second twin (default se; on --resume "
+                   "the recorded one)")  # fmt: skip
+    p.add_argument("--seeds", type=int, default=None, help="train each twin with this many seeds (default 1; on "
+                   "--resume the recorded number, which may be raised)")  # fmt: skip
     add_train_arguments(p, default_out="runs/compare-<model>-<time>")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.compare import compare
+    from ..experiments.compare import compare, render_markdown
+    from ._stop import stoppable
 
-    report = compare(config_from_args(args, attention=None), attention=args.attention, seeds=args.seeds)
-    from ..train.compare import render_markdown
-
+    with stoppable() as stop:
+        report = compare(config_from_args(args, attention=None), attention=args.attention, seeds=args.seeds)
+    if stop.code is not None:
+        return stop.code
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     print(render_markdown(report))

@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `senet profile --paper | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("senet: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupted:  # a second Ctrl-C: nothing partial is left (docs/reliability.md)
+        hint = getattr(interrupted, "resume_command", None)  # set by an experiment of several runs
+        more = f"; the finished runs are kept; continue with: {hint}" if hint else ""
+        print(f"senet: interrupted{more}", file=sys.stderr)
         return 130
     except (UserError, ValueError, OSError) as e:  # includes missing files, refused overwrites, full disks
         if os.environ.get("SENET_DEBUG"):

@@ -53,8 +53,13 @@ def run(args: argparse.Namespace) -> int:
     given = tuple(sorted(k for k, v in values.items() if v is not None and k != "dataset"))
     cfg = TrainConfig(**{k: v for k, v in values.items() if v is not None}, resume=args.resume, force=args.force,
                       progress=not args.no_progress, given=given)  # fmt: skip
-    report = reproduce(cfg, args.protocol, seeds=args.seeds, models=models, yes=args.yes,
-                       command=_command(args, models))  # fmt: skip
+    from ._stop import stoppable
+
+    with stoppable() as stop:
+        report = reproduce(cfg, args.protocol, seeds=args.seeds, models=models, yes=args.yes,
+                           command=_command(args, models))  # fmt: skip
+    if stop.code is not None:
+        return stop.code
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     print(render_markdown(report))

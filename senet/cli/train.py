@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import sys
 
 from ._train_args import add_train_arguments, config_from_args
 
@@ -36,16 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.interrupt import TrainingStopped, stop_on_signals
     from ..train.run import fit
+    from ._stop import stoppable
 
-    with stop_on_signals():
-        try:
-            result = fit(config_from_args(args, init_from=args.init_from, retrofit=args.retrofit))
-        except TrainingStopped as stopped:
-            if os.environ.get("RANK", "0") == "0":
-                print(stopped.line(resume_command(args.model, stopped.out)), file=sys.stderr, flush=True)
-            return stopped.exit_code
+    with stoppable(lambda stopped: resume_command(args.model, stopped.out)) as stop:
+        result = fit(config_from_args(args, init_from=args.init_from, retrofit=args.retrofit))
+    if stop.code is not None:
+        return stop.code
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     s = result.summary
@@ -60,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
 
 def resume_command(model: str, out: os.PathLike | str) -> str:
     """The command that resumes the run in ``out`` (under torchrun, with the same number of processes)."""
-    command = ["senet", "train", "--model", model, "--out", str(out), "--resume"]
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
-    if processes > 1:
-        command = ["torchrun", f"--nproc_per_node={processes}", "-m", *command]
-    return shlex.join(command)
+    from ..train.interrupt import resume_command as command
+
+    return command(["train", "--model", model, "--out", str(out), "--resume"])

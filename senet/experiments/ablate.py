@@ -18,6 +18,7 @@ from typing import Any
 from ..train import distributed as dist
 from ..train.checkpoint import atomic_write_text
 from ..train.config import TrainConfig
+from ..train.interrupt import resume_command
 from .grid import (
     Results,
     Setting,
@@ -130,8 +131,8 @@ def ablate(
     record = {"vary": str(vary), "baseline": baseline, "seeds": seeds, "config": base.to_dict(), "commands": commands}
     write_marker(out / MARKER, {**record, "wall_seconds": wall_before})
     started = time.time()
-    hint = (f"senet ablate --model {base.model} --vary {vary}{' --baseline' if baseline else ''} --seeds {seeds} "
-            f"--out {out} --resume")  # fmt: skip
+    hint = resume_command(["ablate", "--model", base.model, "--vary", str(vary), *(["--baseline"] if baseline else []),
+                           "--seeds", str(seeds), "--out", str(out), "--resume"])  # fmt: skip
 
     def write(results: Results) -> dict[str, Any]:  # after every run: the table so far
         wall = wall_before + time.time() - started

@@ -26,8 +26,9 @@ from typing import Any
 from ..train import distributed as dist
 from ..train.checkpoint import atomic_write_text
 from ..train.config import RESUMABLE_OPTIONS, TrainConfig
+from ..train.interrupt import TrainingStopped
 from ..train.run import MODEL_OPTIONS, finished_run_record, fit
-from ..train.rundir import RUNS_ROOT, new_run_dir, newest_run_dir
+from ..train.rundir import RUNS_ROOT, TAKEN_ON_RESUME, new_run_dir, newest_run_dir, refuse_changed_options
 from .report import format_duration
 
 # What a resumed experiment may change: where and how it runs. Unlike a single run, not --epochs: a table
@@ -73,18 +74,23 @@ def run_order(settings: Sequence[Setting], seeds: int, first_seed: int) -> list[
 
 
 def experiment_dir(out: str | None, *, stem: str, marker: str, report: str, what: str, resume: bool,
-                   force: bool) -> Path:  # fmt: skip
+                   force: bool, started_by: Sequence[str] = ()) -> Path:  # fmt: skip
     """The experiment's folder: ``out``, else a new ``runs/<stem>-<time>`` (on ``resume`` the newest one
     holding ``marker``). Refuses to start over one that holds an experiment unless told to; writes nothing.
+
+    In a multi-process run only rank 0 refuses: the others may find the marker rank 0 has just written
+    for this very start (rank 0's error then ends the whole run).
 
     Args:
         out: The folder the user named, or ``None``.
         stem: The default folder's name before its time stamp.
         marker: The file an experiment writes when it starts.
-        report: The file it writes when it ends.
-        what: What the experiment is called in messages ('ablation', 'reproduction').
+        report: The file it writes when it ends (a JSON object with ``"complete": true``).
+        what: What the experiment is called in messages ('ablation', 'reproduction', 'comparison').
         resume: Continue the experiment in the folder.
         force: Replace it.
+        started_by: Glob patterns of further files or folders that show an experiment had started (those
+            of older versions, which wrote their marker later).
 
     Raises:
         FileExistsError: If the folder holds an experiment and neither resume nor force is set.
@@ -101,10 +107,10 @@ def experiment_dir(out: str | None, *, stem: str, marker: str, report: str, what
         path = Path(out) if out is not None else new_run_dir(stem)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"--out {path} is a file, not a folder")
-    started = (path / marker).is_file()
+    started = (path / marker).is_file() or any(next(path.glob(p), None) for p in started_by)
     if resume and not started:
         raise FileNotFoundError(f"--resume: {path} holds no {what}; start one without --resume")
-    if started and not (resume or force):
+    if started and not (resume or force) and int(os.environ.get("RANK", "0")) == 0:
         state = "a finished" if _complete(path / report) else "an unfinished"
         raise FileExistsError(f"{path} already holds {state} {what}; pass --resume to continue it, --force to "
                               "replace it, or another --out")  # fmt: skip
@@ -154,28 +160,30 @@ def resumed_base(recorded: dict[str, Any], cfg: TrainConfig, out: Path) -> Train
     stored = TrainConfig.from_dict(recorded)
     if stored.model != cfg.model:
         raise ValueError(f"--resume: {out} is an experiment on {stored.model!r}, not {cfg.model!r}")
-    differ = [
-        f"--{name.replace('_', '-')} {getattr(cfg, name)} (recorded: {getattr(stored, name)})"
-        for name in cfg.given
-        if name not in EXPERIMENT_RESUMABLE and _plain(getattr(cfg, name)) != _plain(getattr(stored, name))
-    ]
-    if differ:
-        raise ValueError(f"--resume continues {out} with the options it was started with; these differ: "
-                         f"{', '.join(differ)}. Drop them, or start anew (another --out, or --force)")  # fmt: skip
+    refuse_changed_options(cfg, stored, out, resumable=EXPERIMENT_RESUMABLE, label="recorded",
+                           start_anew="start anew (another --out, or --force)")  # fmt: skip
     given = set(cfg.given)
     return dataclasses.replace(
         stored, out=str(out), resume=True, force=False, progress=cfg.progress, device=cfg.device,
-        workers=cfg.workers if "workers" in given else stored.workers,
-        data_dir=cfg.data_dir if "data_dir" in given else stored.data_dir,
-        skip_corrupt=cfg.skip_corrupt if "skip_corrupt" in given else stored.skip_corrupt,
-        save_every=cfg.save_every if "save_every" in given else stored.save_every,
-        keep_checkpoints=cfg.keep_checkpoints if "keep_checkpoints" in given else stored.keep_checkpoints,
         given=tuple(sorted(given & EXPERIMENT_RESUMABLE)),
+        **{name: getattr(cfg if name in given else stored, name) for name in ("workers", *TAKEN_ON_RESUME)},
     )  # fmt: skip
 
 
-def _plain(value: object) -> object:
-    return tuple(value) if isinstance(value, list) else value
+@contextlib.contextmanager
+def resumable_by(command: str, run: str) -> Iterator[None]:
+    """Around one run of an experiment: a stop (``TrainingStopped``, after a checkpoint) or an interruption
+    (a second Ctrl-C) leaving it carries the command that continues the whole experiment (as
+    ``resume_command``, which ``senet``'s entry point prints), and a stop says which run it stopped in."""
+    try:
+        yield
+    except TrainingStopped as stopped:
+        stopped.where = f"{stopped.where} of {run}"
+        stopped.resume_command = command or None
+        raise
+    except KeyboardInterrupt as interrupted:
+        interrupted.resume_command = command or None  # type: ignore[attr-defined]
+        raise
 
 
 def write_marker(path: Path, record: dict[str, Any]) -> None:
@@ -198,7 +206,7 @@ def run_grid(
         out: The experiment's folder.
         on_update: Called with the results so far after each run (finished or kept), e.g. to rewrite a
             partial table.
-        resume_hint: The command that continues the experiment, printed on Ctrl-C.
+        resume_hint: The command that continues the experiment, printed when it is stopped.
 
     Returns:
         For each setting's name, the summary and history of each of its runs, in seed order.
@@ -222,12 +230,8 @@ def run_grid(
             if main:
                 print(f"{tag}: {'resuming' if cfg.resume else 'training'} in {run}", flush=True)
             start = time.perf_counter()
-            try:
+            with resumable_by(resume_hint, f"run {index}/{len(order)} ({run.name})"):
                 result = fit(cfg)
-            except KeyboardInterrupt:
-                if main and resume_hint:
-                    print(f"interrupted; the finished runs are kept, continue with: {resume_hint}", flush=True)
-                raise
             pace.append(time.perf_counter() - start)
             results[setting.name].append({"summary": result.summary, "history": result.history})
             if main:

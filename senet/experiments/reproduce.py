@@ -22,6 +22,7 @@ from typing import Any
 from ..train import distributed as dist
 from ..train.checkpoint import atomic_write_text
 from ..train.config import TrainConfig
+from ..train.interrupt import resume_command
 from ..train.recipes import CIFAR_DATASETS
 from ..train.run import finished_run_record, resolve_device
 from .estimate import estimate_runs
@@ -139,8 +140,8 @@ def reproduce(
               "overridden": overridden, "config": base.to_dict(), "commands": commands, "estimate_seconds": estimate}
     write_marker(out / MARKER, {**record, "wall_seconds": wall_before})
     started = time.time()
-    hint = (f"senet reproduce {base.dataset} --protocol {protocol.name} --models {','.join(keys)} --seeds {seeds} "
-            f"--out {out} --resume")  # fmt: skip
+    hint = resume_command(["reproduce", base.dataset, "--protocol", protocol.name, "--models", ",".join(keys),
+                           "--seeds", str(seeds), "--out", str(out), "--resume"])  # fmt: skip
 
     def write(results: Results) -> dict[str, Any]:  # after every run: the table so far
         wall = wall_before + time.time() - started

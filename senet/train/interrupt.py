@@ -4,9 +4,10 @@ A run checks for a stop request after every training step (and after each epoch'
 is pending, it writes a checkpoint and raises :class:`TrainingStopped`. Every process of a multi-process
 run agrees on the step (``senet.train.saving``), so they all stop at the same one.
 
-Process-wide side effects belong to entry points: ``senet train`` wraps ``fit`` in :func:`stop_on_signals`,
-which turns the first SIGINT (Ctrl-C) or SIGTERM (a scheduler's preemption) into a stop request and a
-second SIGINT or SIGTERM into an immediate ``KeyboardInterrupt``. A library caller may call
+Process-wide side effects belong to entry points: ``senet train``, ``compare``, ``ablate`` and ``reproduce``
+run inside :func:`stop_on_signals` (through ``senet.cli._stop``), which turns the first SIGINT (Ctrl-C) or
+SIGTERM (a scheduler's preemption) into a stop request and a second SIGINT or SIGTERM into an immediate
+``KeyboardInterrupt``. A library caller may call
 :func:`request_stop` from another thread instead.
 
 The ``SENET_TEST_*`` environment variables are test-only fault injection (docs/reliability.md); each is
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import threading
 import time
@@ -61,19 +63,35 @@ class TrainingStopped(KeyboardInterrupt):
 
     Attributes:
         reason: What asked ('SIGINT', 'SIGTERM', ...).
-        where: Where the run stopped ('epoch 2 step 3', 'after epoch 2').
+        where: Where the run stopped ('epoch 2 step 3', 'after epoch 2'); an experiment of several runs adds
+            which run ('epoch 1 step 3 of run 2/4 (se-seed0)').
         out: The run directory.
         exit_code: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM); 130 without a signal.
+        resume_command: The command that continues the work, where the code that caught it knows one better
+            than ``senet train`` (an experiment of several runs sets its own); else ``None``.
     """
 
     def __init__(self, reason: str, where: str, out: Path, signum: int | None = None) -> None:
         super().__init__(f"stopped by {reason} at {where}; checkpoint written in {out}")
         self.reason, self.where, self.out = reason, where, Path(out)
         self.exit_code = 128 + (signum if signum is not None else signal.SIGINT)
+        self.resume_command: str | None = None
 
-    def line(self, resume_command: str) -> str:
-        """The one line a command prints: where it stopped, and the command that resumes it."""
-        return f"stopped by {self.reason} at {self.where}; checkpoint written; resume with: {resume_command}"
+    def line(self, resume_command: str | None = None) -> str:
+        """The one line a command prints: where it stopped, and the command that resumes it (``resume_command``,
+        else the one set on the exception)."""
+        command = resume_command or self.resume_command
+        return f"stopped by {self.reason} at {self.where}; checkpoint written; resume with: {command}"
+
+
+def resume_command(words: list[str]) -> str:
+    """The shell command ``senet <words>``; under torchrun, launched again with the same number of processes
+    (a multi-process run resumes on as many)."""
+    command = ["senet", *words]
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1:
+        command = ["torchrun", f"--nproc_per_node={processes}", "-m", *command]
+    return shlex.join(command)
 
 
 def pending_signal() -> int | None:

@@ -145,6 +145,24 @@ def plan_run(cfg: TrainConfig) -> tuple[TrainConfig, RunPlan]:
     return cfg, RunPlan(out)
 
 
+def refuse_changed_options(cfg: TrainConfig, stored: TrainConfig, out: Path, *, resumable: frozenset[str],
+                           label: str, start_anew: str) -> None:  # fmt: skip
+    """Refuses a resume given options (``cfg.given``) that differ from the recorded ones (``stored``), other
+    than those in ``resumable``, naming each with both values ('--lr 0.05 (the run's: 0.1)').
+
+    Raises:
+        ValueError: If any differ.
+    """
+    differ = [
+        f"--{name.replace('_', '-')} {getattr(cfg, name)} ({label}: {getattr(stored, name)})"
+        for name in cfg.given
+        if name not in resumable and _value(getattr(cfg, name)) != _value(getattr(stored, name))
+    ]
+    if differ:
+        raise ValueError(f"--resume continues {out} with the options it was started with; these differ: "
+                         f"{', '.join(differ)}. Drop them, or {start_anew}")  # fmt: skip
+
+
 def _plan_resume(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, RunPlan]:
     path = out / "config.json"
     if not path.is_file():
@@ -155,16 +173,8 @@ def _plan_resume(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, RunPlan]:
         raise ValueError(f"--resume: {path} is not a readable run configuration ({e})") from None
     if stored.model != cfg.model:
         raise ValueError(f"--resume: {out} holds a run of {stored.model!r}, not {cfg.model!r}")
-    differ = [
-        f"--{name.replace('_', '-')} {getattr(cfg, name)} (the run's: {getattr(stored, name)})"
-        for name in cfg.given
-        if name not in RESUMABLE_OPTIONS and _value(getattr(cfg, name)) != _value(getattr(stored, name))
-    ]
-    if differ:
-        raise ValueError(
-            f"--resume continues {out} with the options it was started with; these differ: {', '.join(differ)}. "
-            "Drop them, or start a new run (another --out, or --force to replace this one)"
-        )
+    refuse_changed_options(cfg, stored, out, resumable=RESUMABLE_OPTIONS, label="the run's",
+                           start_anew="start a new run (another --out, or --force to replace this one)")  # fmt: skip
     ckpt = latest_checkpoint(out)
     done, step = _position(ckpt) if ckpt is not None else (0, 0)
     notes = []

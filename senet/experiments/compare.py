@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import statistics
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_text, load_weights
-from .config import TrainConfig
-from .run import build_model, finished_run_record, fit, resolve_device
-from .rundir import RUNS_ROOT, new_run_dir, newest_run_dir
+from ..train import distributed as dist
+from ..train.checkpoint import atomic_write_text, load_weights
+from ..train.config import TrainConfig
+from ..train.interrupt import resume_command
+from ..train.run import build_model, finished_run_record, fit, resolve_device
+from .grid import discard_if_nothing_ran, experiment_dir, read_marker, resumable_by, resumed_base, write_marker
 
 
 def inference_throughput(
@@ -51,35 +53,63 @@ def _spread(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def compare(base: TrainConfig, *, attention: str = "se", seeds: int = 1) -> dict[str, Any]:
+MARKER = "compare-config.json"  # written when a comparison starts: what it compares, and its configuration
+REPORT = "compare.json"
+
+
+def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | None = None) -> dict[str, Any]:
     """Trains ``base.model`` without attention and with ``attention``, ``seeds`` times each.
+
+    On ``base.resume`` the comparison continues with the attention, seeds and training options it was
+    started with (``compare-config.json``): a twin that had finished is kept, an unfinished one continues
+    from its last checkpoint, one that had not started starts with the recorded options.
 
     Args:
         base: The training configuration; ``out`` is the comparison's directory (runs go below it).
-        attention: The attention the second twin uses (a registered name).
-        seeds: How many seeds (``base.seed``, ``base.seed + 1``, ...).
+        attention: The attention the second twin uses (a registered name; default ``se``, or the
+            recorded one on resume).
+        seeds: How many seeds (``base.seed``, ``base.seed + 1``, ...; default 1, or the recorded number on
+            resume, which may be raised).
 
     Returns:
         The comparison (also written to ``compare.json``, ``compare.md`` and ``curves.png``).
 
     Raises:
-        ValueError: On an invalid configuration, or ``seeds < 1``.
+        ValueError: On an invalid configuration, ``seeds < 1``, or a resume given another attention or options
+            that differ from the recorded ones.
         FileExistsError: If the directory holds a comparison and neither resume nor force is set.
+        FileNotFoundError: On resume with no comparison to resume.
     """
-    if seeds < 1:
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
-    if attention is None or str(attention).lower() == "none":
+    if attention is not None and str(attention).lower() == "none":
         raise ValueError("--attention none would compare the plain network with itself; name one: se, eca, cbam, ...")
     base.resolve()  # every option is valid before anything runs or is written
     device = resolve_device(base.device)
-    out = _compare_dir(base)
-    base = dataclasses.replace(base, out=str(out))
+    out = experiment_dir(base.out, stem=f"compare-{base.model}", marker=MARKER, report=REPORT, what="comparison",
+                         resume=base.resume, force=base.force, started_by=("plain-seed*",))  # fmt: skip
+    recorded = _recorded(out) if base.resume else None
+    if recorded is not None:
+        if attention is not None and attention != recorded["attention"]:
+            raise ValueError(f"--resume: {out} compares plain with {recorded['attention']}, not {attention}; drop "
+                             "--attention, or start anew (another --out, or --force)")  # fmt: skip
+        attention, seeds = recorded["attention"], seeds or recorded["seeds"]
+        base = resumed_base(recorded["config"], base, out)
+    else:  # a fresh comparison (or one whose first twin was stopped before it wrote its record)
+        attention, seeds = attention or "se", seeds or 1
+        base = dataclasses.replace(base, out=str(out))
     twins = {"plain": "none", attention: attention}
+    _check_twins(base, twins.values())
+    if base.force and dist.is_main_process():  # a report of the comparison being replaced would mislead
+        for name in (REPORT, "compare.md", "curves.png"):
+            (out / name).unlink(missing_ok=True)
+    if recorded is None:
+        write_marker(out / MARKER, {"attention": attention, "seeds": seeds, "config": base.to_dict()})
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in twins}
     models: dict[str, nn.Module] = {}
-    for seed_index in range(seeds):
-        seed = base.seed + seed_index
-        for name, attn in twins.items():
+    order = [(seed, name, attn) for seed in range(base.seed, base.seed + seeds) for name, attn in twins.items()]
+    with discard_if_nothing_ran(out, MARKER, fresh=recorded is None and not base.resume):
+        for index, (seed, name, attn) in enumerate(order, 1):
             cfg = dataclasses.replace(
                 base, attention=attn, seed=seed, data_order_seed=seed, out=str(out / f"{name}-seed{seed}")
             )
@@ -91,45 +121,43 @@ def compare(base: TrainConfig, *, attention: str = "se", seeds: int = 1) -> dict
                 continue
             if cfg.resume and not (Path(cfg.out) / "config.json").is_file():
                 cfg = dataclasses.replace(cfg, resume=False)  # this twin had not started
-            result = fit(cfg)
+            with resumable_by(resume_command(["compare", "--model", base.model, "--out", str(out), "--resume"]),
+                              f"run {index}/{len(order)} ({Path(cfg.out).name})"):  # fmt: skip
+                result = fit(cfg)
             runs[name].append({"summary": result.summary, "history": result.history})
             models[name] = result.model
-            if not (out / "compare-config.json").is_file():  # the comparison has started: --resume finds it
-                config = {"attention": attention, "seeds": seeds, **base.to_dict()}
-                atomic_write_text(out / "compare-config.json", json.dumps(config, indent=1))
     input_size = tuple(runs["plain"][0]["summary"].get("input_size") or (3, 32, 32))
     report = _report(base, attention, runs, models, input_size, device)
-    atomic_write_text(out / "compare.json", json.dumps(report, indent=1))
-    atomic_write_text(out / "compare.md", render_markdown(report))
-    plot_curves(runs, out / "curves.png", title=f"{base.model}: plain vs {attention}")
+    if dist.is_main_process():
+        atomic_write_text(out / REPORT, json.dumps(report, indent=1))
+        atomic_write_text(out / "compare.md", render_markdown(report))
+        plot_curves(runs, out / "curves.png", title=f"{base.model}: plain vs {attention}")
     return report
 
 
-def _compare_dir(base: TrainConfig) -> Path:
-    """The comparison's folder (default: a new ``runs/compare-<model>-<time>``, or on ``--resume`` the
-    newest comparison of the model); refuses to start over one that holds a comparison unless told to.
+def _check_twins(base: TrainConfig, attentions: Iterable[str]) -> None:
+    """Builds each twin's network once on the meta device (no memory, nothing trained), so that an attention
+    the network cannot take is refused before the first twin trains, not after it."""
+    from ..models.registry import get_model_entry
 
-    Raises:
-        FileExistsError: If the folder holds a comparison and neither resume nor force is set.
-        FileNotFoundError: On ``--resume`` when there is no comparison to resume.
-    """
-    stem = f"compare-{base.model}"
-    if base.out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("a multi-process compare needs --out (the processes must agree on one folder)")
-    if base.out is None and base.resume:
-        out = newest_run_dir(stem, marker="compare-config.json")
-        if out is None:
-            raise FileNotFoundError(f"--resume: no comparison of {base.model} under {RUNS_ROOT}/; name it with --out")
-    else:
-        out = Path(base.out) if base.out is not None else new_run_dir(stem)
-    started = (out / "compare-config.json").is_file() or any(out.glob("plain-seed*"))
-    if base.resume and not started:
-        raise FileNotFoundError(f"--resume: {out} holds no comparison; start one without --resume")
-    if started and not (base.resume or base.force):
-        what = "a finished comparison" if (out / "compare.json").is_file() else "an unfinished comparison"
-        raise FileExistsError(f"{out} already holds {what}; pass --resume to continue it, --force to replace it, "
-                              "or another --out")  # fmt: skip
-    return out
+    entry = get_model_entry(base.model)
+    for attn in attentions:
+        try:
+            with torch.device("meta"):
+                build_model(dataclasses.replace(base, attention=attn), entry.num_classes)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"--attention {attn} on {base.model}: {e}") from None
+
+
+def _recorded(out: Path) -> dict[str, Any] | None:
+    """What the comparison in ``out`` recorded when it started: {'attention', 'seeds', 'config'}, or ``None``
+    for one stopped in its first twin by an older version (which wrote its record after that twin)."""
+    if not (out / MARKER).is_file():
+        return None
+    record = read_marker(out / MARKER)
+    if "config" not in record:  # the older layout: the configuration's fields beside attention and seeds
+        record = {"attention": record.get("attention", "se"), "seeds": record.get("seeds", 1), "config": record}
+    return record
 
 
 def _finished_run(cfg: TrainConfig) -> tuple[dict[str, Any], nn.Module] | None:
@@ -173,6 +201,7 @@ def _report(
         return 100.0 * ((a / b - 1) if inverse else (b / a - 1))
 
     return {
+        "complete": True,
         "model": base.model,
         "attention": attention,
         "dataset": base.dataset,
