@@ -266,6 +266,16 @@ def test_compare_refuses_attention_none(tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
+def test_compare_refuses_an_attention_the_network_cannot_take_before_the_plain_twin_trains(tmp_path, capsys):
+    # the plain twin builds and would train before the SE twin's build failed, had the twins
+    # not both been built (on the meta device) before anything is written
+    out = tmp_path / "c"
+    code = main(["compare", "--model", "cifar_resnet20", *QUICK, "--epochs", "1", "--attention", "bogus",
+                 "--out", str(out)])  # fmt: skip
+    _one_line_error(capsys, code, "--attention bogus on cifar_resnet20: unknown attention 'bogus'")
+    assert not out.exists()
+
+
 def test_a_bad_image_size_is_refused_before_the_data_is_touched(tmp_path, folder, capsys):
     code = main(["train", "--model", "resnet18", "--dataset", str(folder), "--image-size", "-1",
                  "--out", str(tmp_path / "run"), "--no-progress"])  # fmt: skip
