@@ -524,6 +524,18 @@ def _stopped_line(err: str, name: str, run: str) -> str:
     return err.split("resume with: ", 1)[1].strip()
 
 
+def _stop_experiment(args: list[str], started: str, what: str, delay: float, sig: signal.Signals, run: str):
+    """Runs the experiment ``args`` with slowed steps, sends ``sig`` ``delay`` s after a line containing
+    ``started``, and checks the exit code (128 + signal) and the one line; returns (resume command, stderr)."""
+    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
+        wait_for(lambda: any(started in line for line in proc.out), proc, what=what)
+        time.sleep(delay)
+        proc.signal(sig)
+        code, _, err = proc.wait(timeout=60)
+    assert code == 128 + sig, err
+    return _stopped_line(err, sig.name, run), err
+
+
 def test_sigterm_stops_compare_with_a_checkpoint_and_its_short_resume_command_continues_it(tmp_path, cifar10):
     """SIGTERM in the SE twin: a checkpoint at that step, one line, exit 143. The line's command names only
     the model and the folder: the comparison continues with its recorded options (subset, batch, dropout,
@@ -531,13 +543,7 @@ def test_sigterm_stops_compare_with_a_checkpoint_and_its_short_resume_command_co
     out = tmp_path / "cmp"
     args = ["compare", *QUICK, "--epochs", "1", "--out", str(out), "--save-every", "1000"]
     se = out / "se-seed0"
-    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
-        wait_for(lambda: any("se-seed0" in line for line in proc.out), proc, what="the SE twin to start")
-        time.sleep(0.5)
-        proc.signal(signal.SIGTERM)
-        code, _, err = proc.wait(timeout=60)
-    assert code == 143, err
-    command = _stopped_line(err, "SIGTERM", "run 2/2 (se-seed0)")
+    command, err = _stop_experiment(args, "se-seed0", "the SE twin to start", 0.5, signal.SIGTERM, "run 2/2 (se-seed0)")
     assert command == f"senet compare --model cifar_resnet20 --out {out} --resume"
     assert latest_name(se) == _stop_checkpoint(err)
     assert_no_partial_checkpoint(se, keep=2)
@@ -557,13 +563,8 @@ def test_sigint_stops_ablate_and_reproduce_with_a_checkpoint_and_the_command_tha
     args = ["ablate", *QUICK, "--model", "se_cifar_resnet20", "--vary", "reduction=4,8", "--epochs", "1",
             "--out", str(out)]  # fmt: skip
     second = out / "reduction-8-seed0"
-    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
-        wait_for(lambda: any("reduction-8" in line for line in proc.out), proc, what="the second setting")
-        time.sleep(0.5)
-        proc.signal(signal.SIGINT)
-        code, _, err = proc.wait(timeout=60)
-    assert code == 130, err
-    command = _stopped_line(err, "SIGINT", "run 2/2 (reduction-8-seed0)")
+    command, err = _stop_experiment(args, "reduction-8", "the second setting", 0.5, signal.SIGINT,
+                                    "run 2/2 (reduction-8-seed0)")
     assert command.startswith("senet ablate --model se_cifar_resnet20 --vary reduction=4,8 ") and "--resume" in command
     assert latest_name(second) == _stop_checkpoint(err)
     assert main(command.split()[1:]) == 0
@@ -576,13 +577,8 @@ def test_sigint_stops_ablate_and_reproduce_with_a_checkpoint_and_the_command_tha
     args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "1", "--epochs", "1", "--subset", "1000",
             "--test-subset", "50", "--device", "cpu", "--no-progress", "--out", str(out)]  # fmt: skip
     first = out / "resnet20-plain-seed0"
-    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
-        wait_for(lambda: any("[1/2]" in line for line in proc.out), proc, what="the first run")
-        time.sleep(1.0)
-        proc.signal(signal.SIGTERM)
-        code, _, err = proc.wait(timeout=60)
-    assert code == 143, err
-    command = _stopped_line(err, "SIGTERM", "run 1/2 (resnet20-plain-seed0)")
+    command, err = _stop_experiment(args, "[1/2]", "the first run", 1.0, signal.SIGTERM,
+                                    "run 1/2 (resnet20-plain-seed0)")
     assert command == f"senet reproduce cifar10 --protocol quick --models resnet20 --seeds 1 --out {out} --resume"
     assert latest_name(first) == _stop_checkpoint(err)
     assert_no_partial_checkpoint(first, keep=2)
