@@ -36,7 +36,8 @@ _LAZY = {
     "data_config": "senet.pretrained",
     "list_pretrained": "senet.pretrained",
     "load_pretrained": "senet.pretrained",
-    "create_model": "senet.models",
+    "create_model": "senet.factory",
+    "load_model": "senet.factory",
     "list_models": "senet.models",
     "register_model": "senet.models",
     "profile": "senet.profiler",
@@ -45,7 +46,7 @@ _LAZY = {
 # Subpackages reachable as attributes without an import of their own (``senet.models.create_model``).
 # ``retrofit`` is a callable package: ``senet.retrofit(model)`` calls ``senet.retrofit.retrofit``.
 _SUBPACKAGES = (
-    "analysis", "bench", "cli", "convert", "data", "export", "layers", "models", "pretrained", "profiler", "retrofit",
+    "analysis", "bench", "cli", "convert", "data", "export", "factory", "io", "layers", "models", "pretrained", "profiler", "retrofit",
     "train", "utils",
 )  # fmt: skip
 
@@ -66,6 +67,7 @@ __all__ = [
     "list_models",
     "list_namings",
     "list_pretrained",
+    "load_model",
     "load_pretrained",
     "profile",
     "register_attention",
@@ -87,7 +89,8 @@ if TYPE_CHECKING:
         list_attention,
         register_attention,
     )
-    from .models import create_model, list_models, register_model
+    from .factory import create_model, load_model
+    from .models import list_models, register_model
     from .pretrained import data_config, list_pretrained, load_pretrained
     from .profiler import profile
     from .retrofit import retrofit

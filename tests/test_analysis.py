@@ -296,7 +296,7 @@ def test_analyze_a_run(run_dir, tmp_path, capsys):
 
 
 def test_analyze_a_retrofitted_checkpoint(tmp_path, capsys):
-    from senet.retrofit.checkpoint import retrofit_checkpoint
+    from senet.factory import retrofit_checkpoint
     from senet.train.checkpoint import save_weights
 
     save_weights(_perturbed(senet.create_model("cifar_resnet20", num_classes=10)), tmp_path / "plain.safetensors")

@@ -28,7 +28,6 @@ from senet.export import (
     VerificationError,
     export_onnx,
     export_torchscript,
-    load_model,
 )
 from senet.export import _onnx as onnx_module
 from senet.export import _torchscript as torchscript_module
@@ -354,7 +353,7 @@ def test_cli_weights_of_a_run(tmp_path, capsys):
 def test_cli_weights_file_outside_a_run(tmp_path):
     model = _model("se_cifar_resnet20", num_classes=7).eval()
     save_weights(model, tmp_path / "w.safetensors")
-    loaded = load_model("se_cifar_resnet20", tmp_path / "w.safetensors")  # 7 classes, read off the classifier
+    loaded = senet.load_model(tmp_path / "w.safetensors", model="se_cifar_resnet20")  # 7 classes, read off the classifier
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))

@@ -11,7 +11,7 @@ from random_weights import randomized
 import senet
 from senet.cli.main import main
 from senet.convert import convert_state_dict
-from senet.retrofit.checkpoint import load_retrofitted, retrofit_record
+from senet.factory import load_retrofitted, retrofit_record
 
 
 def cli(*args):

@@ -215,13 +215,12 @@ def test_load_pretrained_and_create_model_refuse_a_crafted_checkpoint(tmp_path, 
 
 @pytest.mark.parametrize("kind", PAYLOAD_KINDS)
 def test_export_and_retrofit_refuse_a_crafted_checkpoint(run_copy, tmp_path, small_state, kind):
-    from senet.export import load_model
-    from senet.retrofit.checkpoint import load_retrofitted, retrofit_checkpoint
+    from senet.factory import load_model, load_retrofitted, retrofit_checkpoint
 
     marker = tmp_path / "payload-ran"
     write_payload(run_copy / "model.safetensors", kind, marker)
     with pytest.raises(ValueError) as info:  # what `senet export --weights RUN` loads
-        load_model("cifar_resnet20", run_copy)
+        load_model(run_copy, model="cifar_resnet20")
     assert "\n" not in str(info.value)
     evil = tmp_path / "evil.pth"
     write_payload(evil, kind, marker, real={"state_dict": small_state})

@@ -25,7 +25,7 @@ from .measures import BlockMeasures, measure_block
 from .recorder import ExcitationRecorder
 from .report import summary_markdown, write_analysis
 from .run import analyze, record_excitations
-from .sources import AnalysisSource, from_model, from_run
+from .sources import AnalysisSource, from_source
 from .stats import BlockExcitations, Excitations
 
 __all__ = [
@@ -42,8 +42,7 @@ __all__ = [
     "default_blocks",
     "distributions_figure",
     "find_gates",
-    "from_model",
-    "from_run",
+    "from_source",
     "gate_range",
     "measure_block",
     "model_data",

@@ -85,12 +85,25 @@ def per_class_subset(data: AnalysisData, count: int, *, seed: int = 0) -> Analys
         raise ValueError(f"--per-class {count}: class {data.classes[k]!r} has only {int(have[k])} images here; "
                          f"ask for at most {int(have.min())}")  # fmt: skip
     keep = balanced_subset(data.labels, count * len(data.classes), num_classes=len(data.classes), seed=seed)
+    return _select(data, keep, f"{data.description}, {count} images per class")
+
+
+def balanced_part(data: AnalysisData, total: int, *, seed: int = 0) -> AnalysisData:
+    """A class-balanced subset of ``total`` images (``senet.data.balanced_subset``); all of them if ``total``
+    is at least their number."""
+    if total >= len(data):
+        return data
+    keep = balanced_subset(data.labels, total, num_classes=len(data.classes), seed=seed)
+    return _select(data, keep, f"{data.description}, a class-balanced subset of {total:,}")
+
+
+def _select(data: AnalysisData, keep: Tensor, description: str) -> AnalysisData:
     split = data.split
     if isinstance(split, TensorSplit):
         chosen: TensorSplit | ImageFolder = TensorSplit(split.images[keep], split.labels[keep])
     else:
         chosen = split.select(keep)
-    return dataclasses.replace(data, split=chosen, description=f"{data.description}, {count} images per class")
+    return dataclasses.replace(data, split=chosen, description=description)
 
 
 def run_data(dataset: str, *, data_dir: str | None, image_size: int, skip_corrupt: bool = False) -> AnalysisData:

@@ -65,19 +65,13 @@ def _draw(text: str | None) -> int | list[int | str]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``senet analyze``; returns the exit code."""
-    if (args.checkpoint is None) == (args.model is None):
-        raise ValueError("say what to analyse: --checkpoint RUN, or --model NAME with --weights FILE or "
-                         "--pretrained [TAG] (one of the two)")  # fmt: skip
-    if args.checkpoint is not None and (args.weights is not None or args.pretrained is not None):
-        raise ValueError("--weights and --pretrained go with --model; --checkpoint brings its own weights")
-    if args.model is not None and args.dataset is None:
-        raise ValueError("--model needs --dataset: cifar10, cifar100 or an image folder")
+    source = _source(args)
     _positive(args, "per_class", "batch_size", "bins")
     if args.workers < 0 or args.seed < 0:
         raise ValueError(f"--{'workers' if args.workers < 0 else 'seed'} must be >= 0")
     draw = _draw(args.classes)
 
-    from ..analysis import analyze, check_blocks, find_gates, from_model, from_run, measure_block, per_class_subset
+    from ..analysis import analyze, check_blocks, find_gates, from_source, measure_block, per_class_subset
     from ..analysis.figures import class_indices
     from ..analysis.report import check_out, write_analysis
     from ..train.run import resolve_device
@@ -86,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_out(args.out, force=args.force)  # before any work: nothing is overwritten by a refused run
     device = resolve_device(args.device)
-    if args.checkpoint is not None:
-        source = from_run(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir)
-    else:
-        source = from_model(args.model, dataset=args.dataset, weights=args.weights, pretrained=args.pretrained,
-                            data_dir=args.data_dir)  # fmt: skip
+    source = from_source(source, model=args.model, dataset=args.dataset, data_dir=args.data_dir)
     gates = find_gates(source.model)
     if not gates:
         raise ValueError(f"{source.name} has no attention module to analyse (no SE, ECA, ... block); analyse an "
@@ -114,3 +104,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {m.label:<8} {spec:>6}   mean {m.mean_gate:.3f}   saturated {100 * m.saturated_high:5.1f}%")
     print(f"written to {out}: {', '.join(written)}")
     return 0
+
+
+def _source(args: argparse.Namespace) -> str | bool:
+    """The one source among --checkpoint, --weights and --pretrained (any of them takes what the others do)."""
+    given = [v for v in (args.checkpoint, args.weights, args.pretrained) if v is not None]
+    if len(given) != 1:
+        what = "several" if given else "none"
+        raise ValueError(f"say what to analyse, once ({what} given): --checkpoint RUN (or any source: a retrofit "
+                         "output, a weights file), or --model NAME with --weights FILE or --pretrained [TAG]")  # fmt: skip
+    if args.pretrained is not None and args.model is None:
+        raise ValueError("--pretrained needs --model NAME")
+    return given[0]

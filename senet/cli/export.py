@@ -28,10 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "convolutions; sigmoid or HardSigmoid; multiply), so the file is not tied to one input size.",
     )  # fmt: skip
     p.add_argument("out", type=Path, metavar="OUT", help="the file to write (an existing one needs --force)")
-    p.add_argument("--model", required=True, help="a registered model name (see `senet list`)")
-    p.add_argument("--weights", help="a run directory, a checkpoint directory inside one, or a model.safetensors "
-                   "(what `senet eval --checkpoint` takes), or any safetensors file of the network's weights "
-                   "(default: freshly initialised weights)")  # fmt: skip
+    p.add_argument("--model", help="a registered model name (see `senet list`); needed without --weights or "
+                   "with weights that do not record their network (a bare file, a URL, a tag)")  # fmt: skip
+    p.add_argument("--weights", help="what to export: a run folder, a checkpoint folder inside one, a `senet "
+                   "retrofit` output, a weights file in any format and naming, a URL or a tag of `senet pretrained "
+                   "list` (default: freshly initialised weights, said in the output)")  # fmt: skip
     p.add_argument("--format", choices=EXPORT_FORMATS, help="onnx or torchscript (default: from OUT's suffix: "
                    ".onnx, or .pt / .ts for TorchScript)")  # fmt: skip
     p.add_argument("--image-size", type=int, metavar="S", help="trace at S x S pixels (default: the model's "
@@ -77,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``senet export``; returns the exit code."""
     from .main import UserError
 
+    if args.model is None and args.weights is None:
+        raise ValueError("say what to export: --weights SOURCE (a run, a retrofit output, a file), or --model NAME")
+    if args.model is not None:
+        from ..models.registry import canonical_model_name, get_model_entry
+
+        get_model_entry(canonical_model_name(args.model))  # an unknown name fails first, with its close matches
     fmt = _format(args)
     _check(args, fmt)
     if fmt == "onnx":
@@ -84,9 +91,16 @@ def run(args: argparse.Namespace) -> int:
             import onnx  # noqa: F401
         except ImportError:
             raise UserError(ONNX_HINT) from None
-    from ..export import MissingDependencyError, export_onnx, export_torchscript, load_model
+    from ..export import MissingDependencyError, export_onnx, export_torchscript
+    from ..factory import load_model
+    from ..models import create_model
 
-    model = load_model(args.model, args.weights)
+    if args.weights is None:
+        model = create_model(args.model).eval()
+        print(f"note: no --weights: {model.model_name} is exported with freshly initialised (random) weights")
+    else:
+        model = load_model(args.weights, model=args.model)
+        print(f"loaded {model.source_info.describe()}")
     options = dict(input_size=args.image_size, dynamic_batch=args.dynamic_batch, verify=not args.no_verify,
                    force=args.force, rtol=args.rtol)  # fmt: skip
     try:
@@ -97,6 +111,6 @@ def run(args: argparse.Namespace) -> int:
     except MissingDependencyError as e:
         raise UserError(str(e)) from None
     except RuntimeError as e:  # e.g. an input size the network cannot take (PyTorch's own error)
-        raise ValueError(f"{args.model} cannot be exported at this input: {str(e).strip().splitlines()[0]}") from None
+        raise ValueError(f"{model.model_name} cannot be exported at this input: {str(e).strip().splitlines()[0]}") from None
     print(report.summary())
     return 0

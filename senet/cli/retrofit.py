@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if where is not None and not where:
         raise ValueError("--where names no block")
     from ..models.registry import canonical_model_name, get_model_entry
-    from ..retrofit.checkpoint import retrofit_checkpoint
+    from ..factory import retrofit_checkpoint
 
     name = get_model_entry(canonical_model_name(args.model)).name
     report = retrofit_checkpoint(

@@ -27,7 +27,8 @@ from ..train import distributed as dist
 from ..train.checkpoint import atomic_write_text
 from ..train.config import RESUMABLE_OPTIONS, TrainConfig
 from ..train.interrupt import TrainingStopped
-from ..train.run import MODEL_OPTIONS, finished_run_record, fit
+from ..factory import MODEL_OPTIONS
+from ..train.run import finished_run_record, fit
 from ..train.rundir import RUNS_ROOT, TAKEN_ON_RESUME, new_run_dir, newest_run_dir, refuse_changed_options
 from .report import format_duration
 

@@ -22,7 +22,6 @@ from ._common import (
     export_mode,
     relative_error,
 )
-from ._model import load_model
 from ._onnx import MAX_OPSET, MIN_OPSET, export_onnx
 from ._torchscript import export_torchscript
 
@@ -41,6 +40,5 @@ __all__ = [
     "export_mode",
     "export_onnx",
     "export_torchscript",
-    "load_model",
     "relative_error",
 ]

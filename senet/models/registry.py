@@ -12,7 +12,6 @@ import fnmatch
 import inspect
 import math
 import numbers
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,7 +194,6 @@ def create_model(
     se_stages: tuple[int, ...] | list[int] | None = None,
     se_placement: str = "standard",
     attention_kwargs: dict[str, Any] | None = None,
-    pretrained: bool | str | os.PathLike = False,
     features_only: bool = False,
     out_indices: tuple[int, ...] | list[int] | None = None,
     **model_options: Any,
@@ -215,13 +213,8 @@ def create_model(
         se_placement: 'standard' (x + SE(F(x))), 'pre' (x + F(SE(x))), 'post' (SE(x + F(x))),
             'identity' (SE(x) + F(x)) or 'after_3x3' (SE on the 3x3 convolution's output).
         attention_kwargs: Further arguments for the attention module (e.g. ``{'gate': 'tanh'}``).
-        pretrained: Load public weights: ``True`` (the model's default checkpoint, see
-            ``senet pretrained list``), a tag of the pretrained table, a URL, a checkpoint file (any known
-            naming) or a senet run directory. The network is built with the options under which it computes
-            what the checkpoint's network computes (e.g. ``stem_pool='ceil'`` for the SE authors' models;
-            options given here override them), and loaded strictly; a ``num_classes`` other than the
-            checkpoint's replaces the loaded classifier by a new one. ``model.pretrained_info`` says what
-            was loaded, ``senet.data_config(model)`` the preprocessing it expects.
+        pretrained: Not here: ``senet.create_model`` (``senet.factory``) loads checkpoints; this builder
+            only builds. Passing it is refused with a one-line pointer.
         features_only: Return the backbone: a ``senet.models.features.FeatureExtractor`` whose
             ``forward`` gives the stage feature maps and whose ``feature_info`` their channels, strides and
             modules (docs/backbones.md). It has no classifier, so ``num_classes`` is refused with it.
@@ -238,15 +231,8 @@ def create_model(
         ValueError: On an unknown model, attention, placement, stage or option (listing the valid ones).
     """
     entry = get_model_entry(name)
-    if pretrained is not False and pretrained is not None:
-        from ..pretrained.factory import create_pretrained
-
-        model = create_pretrained(
-            entry.name, pretrained, num_classes=None if num_classes is DEFAULT else num_classes, build=create_model,
-            in_chans=in_chans, attention=attention, reduction=reduction, se_stages=se_stages,
-            se_placement=se_placement, attention_kwargs=attention_kwargs, **model_options,
-        )  # fmt: skip
-        return _cut(model, entry, features_only, out_indices, model.num_classes)
+    if "pretrained" in model_options:
+        raise ValueError("senet.models.create_model builds without weights; use senet.create_model(..., pretrained=...)")
     if num_classes is DEFAULT:
         num_classes = entry.num_classes
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:

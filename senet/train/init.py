@@ -1,14 +1,16 @@
-"""Starting a run from existing weights: ``--init-from FILE`` and ``--retrofit ATTENTION``.
+"""Starting a run from existing weights: ``--init-from SOURCE`` and ``--retrofit ATTENTION``.
 
-* ``--init-from FILE``: the weights of the same network (any known naming, a URL, a tag of the pretrained
-  table, a run directory), loaded strictly; the network is built as the checkpoint's publisher built it
-  (``naming_options``), and a classifier of another size is replaced by a new one (fine-tuning).
+* ``--init-from SOURCE``: anything ``senet.load_model`` takes (a file in any known naming, a URL, a tag of
+  the pretrained table, a run folder, a ``senet retrofit`` output) for the run's network, loaded strictly;
+  a checkpoint's network is built as its publisher built it (``naming_options``), and a classifier of
+  another size is replaced by a new one (fine-tuning).
 * ``--retrofit se``: attention inserted into the loaded network, starting as the identity
   (``senet.retrofit``), so fine-tuning starts from the checkpoint's accuracy.
 * ``--init-from OUT --retrofit se`` with the output of ``senet retrofit``: that retrofitted network.
 
 What the run needs to rebuild its network later (resume, ``senet eval``, ``senet export``) without the
-init file is recorded in ``cfg.extra[ARCHITECTURE]``: the model options and the retrofit arguments.
+init file is recorded in ``cfg.extra[ARCHITECTURE]``: the model options and the retrofit arguments
+(``senet.factory.build_recorded`` rebuilds it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from typing import Any
 
 from torch import nn
 
-ARCHITECTURE = "architecture"  # the key of ``TrainConfig.extra`` holding the recorded network
+from ..factory import ARCHITECTURE, build_recorded, load_model, read_run_config, retrofit_record
+from ..factory.runs import run_create_kwargs
+from ..models import create_model
+from ..models.registry import changed_options
+from ..pretrained import load_pretrained
+from ..retrofit.api import retrofit as insert
+
+__all__ = ["ARCHITECTURE", "initial_model"]
 
 
 def initial_model(
@@ -29,23 +38,18 @@ def initial_model(
     Args:
         name: The run's model.
         create_kwargs: ``create_model`` arguments of the run (``num_classes``, attention, ...).
-        init_from: The checkpoint to start from, or ``None`` (the model's own initialisation).
+        init_from: The source to start from (see ``senet.load_model``), or ``None`` (the model's own
+            initialisation).
         retrofit: The attention to retrofit, or ``None``.
         reduction: The retrofitted modules' reduction ratio (``None``: 16).
 
     Returns:
-        ``(model, record)``; ``build_recorded(record, num_classes)`` rebuilds the same network.
+        ``(model, record)``; ``build_recorded(record, name, create_kwargs)`` rebuilds the same network.
 
     Raises:
         ValueError: On a checkpoint that does not fit, a retrofitted checkpoint without ``--retrofit``
             (or of another model), or an attention that cannot be retrofitted (one line).
     """
-    from ..models import create_model
-    from ..models.registry import changed_options
-    from ..pretrained import load_pretrained
-    from ..retrofit.api import retrofit as insert
-    from ..retrofit.checkpoint import retrofit_record
-
     num_classes = create_kwargs.get("num_classes")
     record = retrofit_record(init_from) if init_from else None
     if record is not None:
@@ -68,11 +72,22 @@ def initial_model(
             model.reset_classifier(num_classes)
         return model, {**arch, "num_classes": num_classes}
     if init_from is not None:
-        model = create_model(name, pretrained=init_from, **create_kwargs)
-        options = changed_options(model)
+        options = {k: v for k, v in create_kwargs.items() if k != "num_classes"}
+        model = load_model(init_from, model=name, num_classes=num_classes, **options).train()
+        options, recorded = changed_options(model), None
+        if model.source_info.kind == "run":  # rebuilt later as that run built it (attention, retrofit, ...)
+            config = read_run_config(model.source_info.run_dir)
+            recorded = (config.get("extra") or {}).get(ARCHITECTURE)
+            options = {**{k: v for k, v in run_create_kwargs(config, 0).items() if k != "num_classes"}, **options}
     else:
         model, options = create_model(name, **create_kwargs), {}
     arch: dict[str, Any] = {"model_options": options, "retrofit": None, "num_classes": num_classes}
+    if init_from is not None and recorded and recorded.get("retrofit"):
+        if retrofit is not None:
+            raise ValueError(f"--init-from {init_from} is a run of a network retrofitted with "
+                             f"{recorded['retrofit']['attention']} already; leave out --retrofit")  # fmt: skip
+        arch["retrofit"] = recorded["retrofit"]
+        arch["model_options"] = {**options, **recorded["model_options"]}
     if retrofit is not None:
         args = {"attention": retrofit, "reduction": reduction or 16, "placement": "standard",
                 "identity_init": True, "where": None}  # fmt: skip
@@ -80,32 +95,3 @@ def initial_model(
                           identity_init=True, inplace=True)  # fmt: skip
         arch["retrofit"] = args
     return model, arch
-
-
-def build_recorded(
-    arch: dict[str, Any], name: str, create_kwargs: dict[str, Any], *, replace_classifier: bool = True
-) -> nn.Module:
-    """Rebuilds the network recorded by ``initial_model`` (its weights are loaded by the caller).
-
-    Args:
-        arch: The record (``cfg.extra[ARCHITECTURE]``).
-        name: The run's model.
-        create_kwargs: The run's ``create_model`` arguments; ``num_classes`` is the classifier wanted.
-        replace_classifier: Build with the record's class count and replace the classifier when
-            ``create_kwargs`` asks for another (``False``: keep the record's, for loading its weights).
-    """
-    from ..models import create_model
-    from ..retrofit.api import retrofit as insert
-
-    kwargs = {**create_kwargs, **arch["model_options"]}
-    wanted = kwargs.get("num_classes")
-    if arch.get("num_classes") is not None:
-        kwargs["num_classes"] = arch["num_classes"]
-    model = create_model(name, **kwargs)
-    args = arch.get("retrofit")
-    if args:
-        model, _ = insert(model, args["attention"], reduction=args["reduction"], placement=args["placement"],
-                          identity_init=args["identity_init"], where=args["where"], inplace=True)  # fmt: skip
-    if replace_classifier and wanted is not None and wanted != model.num_classes:
-        model.reset_classifier(wanted)
-    return model

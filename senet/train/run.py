@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..factory import ARCHITECTURE, build_run_model
+from ..factory.runs import run_create_kwargs
 from ..utils.allocator import tune_cpu_allocator
 from . import distributed as dist
 from .checkpoint import (
@@ -32,6 +34,7 @@ from .checkpoint import (
     unwrap,
 )
 from .config import TrainConfig, parse_save_every
+from .init import initial_model
 from .engine import EpochProgress, StepOptions, autocast, evaluate, train_one_epoch
 from .interrupt import TrainingStopped
 from .loaders import DataBundle, build_data
@@ -72,11 +75,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-MODEL_OPTIONS = "create_model"  # the key of ``TrainConfig.extra`` holding further create_model options
-
-
 def build_model(cfg: TrainConfig, num_classes: int, *, initial: bool = False) -> nn.Module:
-    """The model of ``cfg`` for ``num_classes`` classes.
+    """The model of ``cfg`` for ``num_classes`` classes (``senet.factory.build_run_model``).
 
     ``cfg.extra[MODEL_OPTIONS]``, when present, holds further ``create_model`` arguments (e.g.
     ``{'se_placement': 'pre', 'se_stages': [2], 'attention_kwargs': {'gate': 'tanh'}}``, as ``senet ablate``
@@ -89,25 +89,13 @@ def build_model(cfg: TrainConfig, num_classes: int, *, initial: bool = False) ->
             ``cfg.extra`` what rebuilds that network (``senet.train.init``). Otherwise (resume, eval) the
             recorded network is rebuilt without its initial weights: the caller loads the run's own.
     """
-    from ..models import create_model
-    from .init import ARCHITECTURE, build_recorded, initial_model
-
-    kwargs: dict[str, Any] = {"num_classes": num_classes}
-    if cfg.attention is not None:
-        kwargs["attention"] = None if cfg.attention.lower() == "none" else cfg.attention
-    if cfg.reduction is not None:
-        kwargs["reduction"] = cfg.reduction
-    if cfg.drop_rate is not None:
-        kwargs["drop_rate"] = cfg.drop_rate
-    kwargs.update(cfg.extra.get(MODEL_OPTIONS, {}))
     if initial and (cfg.init_from is not None or cfg.retrofit is not None):
         model, cfg.extra[ARCHITECTURE] = initial_model(
-            cfg.model, kwargs, init_from=cfg.init_from, retrofit=cfg.retrofit, reduction=cfg.reduction
-        )
+            cfg.model, run_create_kwargs(cfg.to_dict(), num_classes), init_from=cfg.init_from,
+            retrofit=cfg.retrofit, reduction=cfg.reduction,
+        )  # fmt: skip
         return model
-    if ARCHITECTURE in cfg.extra:
-        return build_recorded(cfg.extra[ARCHITECTURE], cfg.model, kwargs)
-    return create_model(cfg.model, **kwargs)
+    return build_run_model(cfg.to_dict(), num_classes)
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, ...]) -> int | None:

@@ -1,0 +1,82 @@
+"""``senet retrofit``'s output: a checkpoint loaded into its network, attention retrofitted, written with
+what it takes to rebuild it (``OUT/model.safetensors`` with the record in its metadata, ``OUT/retrofit.json``
+and ``OUT/report.md``). ``load_model(OUT)`` reads it back exactly (``retrofitted.py``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..models.registry import changed_options
+from ..retrofit.api import retrofit
+from ..retrofit.report import RetrofitReport
+from ..io import atomic_save_tensors
+from .load import load_model
+from .retrofitted import METADATA_KEY
+
+
+def retrofit_checkpoint(
+    model: str,
+    weights: str | os.PathLike | bool,
+    out: str | os.PathLike,
+    *,
+    attention: str = "se",
+    reduction: float = 16,
+    placement: str = "standard",
+    identity_init: bool = True,
+    where: list[str] | None = None,
+    force: bool = False,
+) -> RetrofitReport:
+    """Loads a checkpoint into its zoo model, retrofits attention and writes the result to ``out``.
+
+    Args:
+        model: The registered model the checkpoint belongs to (the plain network: ``'resnet50'``).
+        weights: Any source ``senet.load_model`` takes: a checkpoint file in any known naming, a run
+            folder, a URL, ``True`` or a tag of the pretrained table.
+        out: The folder to write (created; an existing non-empty one needs ``force``).
+        attention, reduction, placement, identity_init, where: As ``senet.retrofit``.
+        force: Replace an existing non-empty ``out``.
+
+    Returns:
+        The retrofit report.
+
+    Raises:
+        FileExistsError: If ``out`` holds files and ``force`` is not set (nothing is written).
+        ValueError: From loading or retrofitting (one line).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{out} is not empty; add --force to replace it")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"the folder {out.parent} does not exist")
+    base = load_model(weights, model=model).train()
+    info = base.source_info
+    options = changed_options(base)
+    built, report = retrofit(base, attention, reduction=reduction, placement=placement,
+                             identity_init=identity_init, where=where, inplace=True)  # fmt: skip
+    record = {
+        "model": base.model_name, "num_classes": base.num_classes, "model_options": options,
+        "retrofit": {"attention": attention, "reduction": reduction, "placement": placement,
+                     "identity_init": identity_init, "where": where},
+        "source": {"file": info.weights, "naming": info.naming, "tag": info.tag, "kind": info.kind},
+        "classes": list(info.classes) if info.classes else None,
+        "preprocessing": info.preprocessing,
+    }  # fmt: skip
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        atomic_save_tensors(built.state_dict(), staging / "model.safetensors",
+                            metadata={METADATA_KEY: json.dumps(record)})  # fmt: skip
+        (staging / "retrofit.json").write_text(json.dumps({**record, "report": report.to_dict()}, indent=1))
+        (staging / "report.md").write_text(report.format("markdown") + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
