@@ -46,7 +46,8 @@ _LAZY = {
 # Subpackages reachable as attributes without an import of their own (``senet.models.create_model``).
 # ``retrofit`` is a callable package: ``senet.retrofit(model)`` calls ``senet.retrofit.retrofit``.
 _SUBPACKAGES = (
-    "analysis", "bench", "cli", "convert", "data", "export", "factory", "io", "layers", "models", "pretrained", "profiler", "retrofit",
+    "analysis", "bench", "cli", "convert", "data", "export", "factory", "io", "layers", "models", "pretrained",
+    "profiler", "retrofit",
     "train", "utils",
 )  # fmt: skip
 
@@ -77,6 +78,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .convert import convert_state_dict, list_namings
+    from .factory import create_model, load_model
     from .layers import (
         CBAM,
         ChannelSpatialSqueezeExcite,
@@ -89,7 +91,6 @@ if TYPE_CHECKING:
         list_attention,
         register_attention,
     )
-    from .factory import create_model, load_model
     from .models import list_models, register_model
     from .pretrained import data_config, list_pretrained, load_pretrained
     from .profiler import profile

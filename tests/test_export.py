@@ -353,7 +353,7 @@ def test_cli_weights_of_a_run(tmp_path, capsys):
 def test_cli_weights_file_outside_a_run(tmp_path):
     model = _model("se_cifar_resnet20", num_classes=7).eval()
     save_weights(model, tmp_path / "w.safetensors")
-    loaded = senet.load_model(tmp_path / "w.safetensors", model="se_cifar_resnet20")  # 7 classes, read off the classifier
+    loaded = senet.load_model(tmp_path / "w.safetensors", model="se_cifar_resnet20")  # 7 classes: the classifier
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))

@@ -111,8 +111,10 @@ def _source(args: argparse.Namespace) -> str | bool:
     given = [v for v in (args.checkpoint, args.weights, args.pretrained) if v is not None]
     if len(given) != 1:
         what = "several" if given else "none"
-        raise ValueError(f"say what to analyse, once ({what} given): --checkpoint RUN (or any source: a retrofit "
-                         "output, a weights file), or --model NAME with --weights FILE or --pretrained [TAG]")  # fmt: skip
+        raise ValueError(
+            f"say what to analyse, once ({what} given): --checkpoint RUN (or any source: a retrofit output, a "
+            "weights file), or --model NAME with --weights FILE or --pretrained [TAG]"
+        )
     if args.pretrained is not None and args.model is None:
         raise ValueError("--pretrained needs --model NAME")
     return given[0]

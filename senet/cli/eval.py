@@ -132,8 +132,10 @@ def _run_on(args: argparse.Namespace, model: object, device: object) -> int:
             raise ValueError(f"{args.dataset} does not have the classes of {info.location}: its classes are "
                              f"{_listing(data.classes)}; the model's are {_listing(info.classes)}")  # fmt: skip
     elif model.num_classes != len(data.classes):
-        raise ValueError(f"{info.location} has {model.num_classes} outputs and {args.dataset} "
-                         f"{len(data.classes)} classes ({_listing(data.classes)}): they cannot be the same classes")  # fmt: skip
+        raise ValueError(
+            f"{info.location} has {model.num_classes} outputs and {args.dataset} {len(data.classes)} classes "
+            f"({_listing(data.classes)}): they cannot be the same classes"
+        )
     else:
         note = (f"note: {info.location} records no class names; its {model.num_classes} outputs are taken as "
                 f"{args.dataset}'s classes in their order ({_listing(data.classes)})")  # fmt: skip

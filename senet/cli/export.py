@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     except MissingDependencyError as e:
         raise UserError(str(e)) from None
     except RuntimeError as e:  # e.g. an input size the network cannot take (PyTorch's own error)
-        raise ValueError(f"{model.model_name} cannot be exported at this input: {str(e).strip().splitlines()[0]}") from None
+        reason = str(e).strip().splitlines()[0]
+        raise ValueError(f"{model.model_name} cannot be exported at this input: {reason}") from None
     print(report.summary())
     return 0

@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     where = [w.strip() for w in args.where.split(",") if w.strip()] if args.where is not None else None
     if where is not None and not where:
         raise ValueError("--where names no block")
-    from ..models.registry import canonical_model_name, get_model_entry
     from ..factory import retrofit_checkpoint
+    from ..models.registry import canonical_model_name, get_model_entry
 
     name = get_model_entry(canonical_model_name(args.model)).name
     report = retrofit_checkpoint(

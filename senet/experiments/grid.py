@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..factory import MODEL_OPTIONS
 from ..train import distributed as dist
 from ..train.checkpoint import atomic_write_text
 from ..train.config import RESUMABLE_OPTIONS, TrainConfig
 from ..train.interrupt import TrainingStopped
-from ..factory import MODEL_OPTIONS
 from ..train.run import finished_run_record, fit
 from ..train.rundir import RUNS_ROOT, TAKEN_ON_RESUME, new_run_dir, newest_run_dir, refuse_changed_options
 from .report import format_duration

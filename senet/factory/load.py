@@ -26,6 +26,7 @@ from safetensors import safe_open
 from torch import nn
 
 from ..data import CIFAR10_CLASSES
+from ..io import find_weights
 from ..models import create_model, get_model_entry
 from ..models.registry import canonical_model_name
 from ..pretrained import (
@@ -36,9 +37,9 @@ from ..pretrained import (
     load_pretrained,
 )
 from ..pretrained.hub import is_url
-from ..io import find_weights
 from .retrofitted import build_retrofitted, retrofit_file, retrofit_record
 from .runs import build_run_model, read_run_config, run_classes, run_preprocessing
+
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -217,7 +218,8 @@ def _not_a_source(path: Path) -> str:
 
 def _refuse_overrides(path: Path, overrides: dict[str, Any]) -> None:
     if overrides:
-        hint = "; to add attention to it, retrofit it (--retrofit se, senet.retrofit)" if "attention" in overrides else ""
+        retrofit = "attention" in overrides
+        hint = "; to add attention to it, retrofit it (--retrofit se, senet.retrofit)" if retrofit else ""
         raise ValueError(f"{path} records its network, which other options cannot change "
                          f"({', '.join(sorted(overrides))}){hint}")  # fmt: skip
 

@@ -10,10 +10,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..io import atomic_save_tensors
 from ..models.registry import changed_options
 from ..retrofit.api import retrofit
 from ..retrofit.report import RetrofitReport
-from ..io import atomic_save_tensors
 from .load import load_model
 from .retrofitted import METADATA_KEY
 

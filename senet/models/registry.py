@@ -232,7 +232,9 @@ def create_model(
     """
     entry = get_model_entry(name)
     if "pretrained" in model_options:
-        raise ValueError("senet.models.create_model builds without weights; use senet.create_model(..., pretrained=...)")
+        raise ValueError(
+            "senet.models.create_model builds without weights; use senet.create_model(..., pretrained=...)"
+        )
     if num_classes is DEFAULT:
         num_classes = entry.num_classes
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:

@@ -34,8 +34,8 @@ from .checkpoint import (
     unwrap,
 )
 from .config import TrainConfig, parse_save_every
-from .init import initial_model
 from .engine import EpochProgress, StepOptions, autocast, evaluate, train_one_epoch
+from .init import initial_model
 from .interrupt import TrainingStopped
 from .loaders import DataBundle, build_data
 from .logging import MetricsLogger, ProgressBar
