@@ -22,9 +22,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pretrained",),
     ("retrofit",),
     ("factory",),
-    ("export", "analysis", "train"),
-    ("experiments", "bench", "predict"),
-    ("cli", "__main__"),
+    ("export", "analysis", "train", "predict"),
+    ("bench",),
+    ("experiments",),
+    ("cli",),
+    ("__main__",),
 )
 FLOOR = {package: floor for floor, packages in enumerate(LAYERS) for package in packages}
 # Where senet code may be imported inside a function: the CLI (so that `senet --help` does not import
@@ -69,13 +71,20 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
                     module = child.module or ""
                 if module.startswith("senet"):
                     if child.module is None or module.count(".") == 0:  # `from . import x`, `from senet import x`
-                        found.extend((f"{module}.{a.name}", child.lineno, in_function) for a in child.names)
+                        found.extend((f"{module}.{a.name}" if _is_module(f"{module}.{a.name}") else module,
+                                      child.lineno, in_function) for a in child.names)  # fmt: skip
                     else:
                         found.append((module, child.lineno, in_function))
             visit(child, nested)
 
     visit(tree, False)
     return found
+
+
+def _is_module(name: str) -> bool:
+    """Whether ``senet.x.y`` names a module or package of the tree (not a name defined in one)."""
+    path = ROOT.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 def _is_type_checking(test: ast.expr) -> bool:

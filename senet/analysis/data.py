@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..data import ImageFolder, ResizeCenterCrop, TensorSplit, balanced_subset, list_datasets, load_dataset, normalize
+from ..pretrained import imagenet_classes
 
 _WNID = re.compile(r"n\d{8}")
 
@@ -163,7 +164,5 @@ def _readable(classes: tuple[str, ...]) -> tuple[str, ...]:
     """ImageNet wnids become their names ('n01443537' -> 'goldfish'); other names stay."""
     if not all(_WNID.fullmatch(c) for c in classes):
         return classes
-    from ..pretrained import imagenet_classes
-
     names = {wnid: name.split(",")[0].strip() for wnid, name in imagenet_classes()}
     return tuple(names.get(c, c) for c in classes)

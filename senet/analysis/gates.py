@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers.spatial_se import SpatialSqueezeExcite
+from ..retrofit import attention_paths
 
 # Gate values beyond which a gate counts as unbounded (ReLU, identity): its histogram needs a range of
 # its own (``UNBOUNDED_RANGE`` unless one is given).
@@ -75,8 +76,6 @@ def find_gates(model: nn.Module) -> dict[str, GateSource]:
         ValueError: If an attention module has no channel gate, or two share one gate module (their
             gates could not be told apart).
     """
-    from ..retrofit import attention_paths
-
     paths = attention_paths(model)
     sources = {label: gate_source(label, path, model.get_submodule(path)) for label, path in paths.items()}
     owners: dict[int, str] = {}

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from .blocks import check_blocks
 from .gates import UNBOUNDED_RANGE, GateSource, channel_gate, find_gates, saturation_band
 from .stats import BlockExcitations, Excitations
 
@@ -167,8 +168,6 @@ class ExcitationRecorder:
         value_range: tuple[float, float] | None = None,
         saturation: float = SATURATION,
     ) -> None:
-        from .blocks import check_blocks
-
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:

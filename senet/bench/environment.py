@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .. import __version__
+
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -147,8 +149,6 @@ def code_version(repo: str | os.PathLike | None = None) -> dict[str, Any]:
         ``{'describe', 'commit', 'dirty', 'dirty_files', 'senet'}``; the git fields are ``None`` without
         git or outside a repository.
     """
-    from .. import __version__
-
     root = Path(repo) if repo is not None else _REPO
     describe = _git(root, "describe", "--always", "--dirty", "--tags")
     commit = _git(root, "rev-parse", "HEAD")

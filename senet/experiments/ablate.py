@@ -15,10 +15,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..models.registry import get_model_entry
 from ..train import distributed as dist
 from ..train.checkpoint import atomic_write_text
 from ..train.config import TrainConfig
 from ..train.interrupt import resume_command
+from ..train.run import build_model
 from .grid import (
     Results,
     Setting,
@@ -60,9 +62,6 @@ def ablation_settings(base: TrainConfig, vary: Vary, *, baseline: bool = False) 
             option its attention does not take, a stage it does not have, a placement its family lacks),
             when the model has no attention to vary, when an option is set twice, or for fewer than two rows.
     """
-    from ..models.registry import get_model_entry
-    from ..train.run import build_model
-
     entry = get_model_entry(base.model)
     attention = base.attention if base.attention is not None else entry.attention
     if vary.key != "attention" and (attention is None or str(attention).lower() == "none"):

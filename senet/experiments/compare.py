@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..models.registry import get_model_entry
 from ..train import distributed as dist
 from ..train.checkpoint import atomic_write_text, load_weights
 from ..train.config import TrainConfig
@@ -138,8 +139,6 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
 def _check_twins(base: TrainConfig, attentions: Iterable[str]) -> None:
     """Builds each twin's network once on the meta device (no memory, nothing trained), so that an attention
     the network cannot take is refused before the first twin trains, not after it."""
-    from ..models.registry import get_model_entry
-
     entry = get_model_entry(base.model)
     for attn in attentions:
         try:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..bench.environment import code_version, machine_info
+
 
 def error_stats(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Test error (percent) over the runs of one setting.
@@ -65,8 +67,6 @@ def format_params(value: int | None) -> str:
 
 def environment(device: str) -> dict[str, Any]:
     """The machine and the code version of a report (``senet.bench.environment``)."""
-    from ..bench.environment import code_version, machine_info
-
     return {"machine": machine_info(device), "code": code_version()}
 
 

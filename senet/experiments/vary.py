@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .._choices import PLACEMENTS
 from .._validation import did_you_mean
+from ..layers import list_attention
 from .grid import Setting
 
 VARY_KEYS = ("reduction", "squeeze", "gate", "placement", "stages", "attention")
@@ -84,8 +85,6 @@ def _canonical(key: str, value: str) -> str:
         raise ValueError(f"--vary placement: unknown placement {value!r}{did_you_mean(value, PLACEMENTS, n=2)} "
                          f"(valid: {', '.join(PLACEMENTS)})")  # fmt: skip
     if key == "attention" and value != "none":
-        from ..layers import list_attention
-
         if value not in list_attention():
             hint = did_you_mean(value, list_attention(), n=2)
             raise ValueError(f"--vary attention: unknown attention {value!r}{hint} (valid: "

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..layers import SqueezeExcite
 from ._common import (
     ONNX_EXTRA_HINT,
     RTOL,
@@ -224,8 +225,6 @@ def se_scopes(proto: Any, model: nn.Module) -> dict[str, str]:
     of an SE module is read off the node that takes its ``fc1.weight`` (``/layer1/layer1.0/se/fc1/Conv``).
     Modules whose weight no node takes by name are left out.
     """
-    from ..layers import SqueezeExcite
-
     weights = {
         f"{name}.fc1.weight": name
         for name, m in model.named_modules()

@@ -22,6 +22,8 @@ from .._choices import PLACEMENTS
 from .._validation import did_you_mean
 from ..layers.common import MAX_EXPANSION
 from ..layers.registry import AttentionSpec, get_attention
+from .base import label_attention
+from .features import features_model
 
 
 class _Default:
@@ -61,8 +63,6 @@ class AttentionConfig:
 
     def create(self, channels: int, stage: int, block: int, **overrides: Any) -> nn.Module | None:
         """Builds the attention module of block ``block`` of stage ``stage``, labelled, or ``None``."""
-        from .base import label_attention
-
         self.stages_seen.add(stage)
         if not self.enabled(stage):
             return None
@@ -141,17 +141,12 @@ def register_model(
     )
 
 
-def _ensure_loaded() -> None:
-    from . import zoo  # noqa: F401  (importing the families registers them)
-
-
 def list_models(pattern: str | None = None) -> list[str]:
     """Returns the registered model names, sorted, optionally filtered by a glob ``pattern``.
 
     Args:
         pattern: e.g. ``'se_resnet*'``; ``None`` lists all.
     """
-    _ensure_loaded()
     names = sorted(_MODELS)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
@@ -160,7 +155,6 @@ def model_aliases() -> dict[str, str]:
     """Short names that stand for one registered network: the CIFAR networks without their ``cifar_``
     prefix (``resnet20`` -> ``cifar_resnet20``, ``se_resnet110`` -> ``se_cifar_resnet110``). An alias
     never shadows a registered name, and runs record the registered name."""
-    _ensure_loaded()
     aliases = {n.replace("cifar_", "", 1): n for n in _MODELS if "cifar_" in n}
     return {a: n for a, n in aliases.items() if a not in _MODELS}
 
@@ -176,7 +170,6 @@ def get_model_entry(name: str) -> ModelEntry:
     Raises:
         ValueError: On an unknown name, listing the close matches.
     """
-    _ensure_loaded()
     name = canonical_model_name(name)
     if name not in _MODELS:
         hint = did_you_mean(name, sorted(_MODELS)) or "; see `senet list` or senet.list_models()"
@@ -286,8 +279,6 @@ def _cut(
 ) -> nn.Module:
     """The backbone of the built (and loaded) model when ``features_only``: the last step of ``create_model``."""
     if features_only or out_indices is not None:
-        from .features import features_model
-
         model = features_model(
             model, name=entry.name, features_only=features_only, out_indices=out_indices,
             num_classes=num_classes, default_num_classes=entry.num_classes,
