@@ -248,3 +248,19 @@ def test_eval_refuses_a_data_set_of_other_classes(sources, tmp_path):
     out = cli("eval", "--checkpoint", found["cifar_resnet20", "run"][0], "--dataset", folder)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "cat, dog" in out.stderr and "airplane, automobile" in out.stderr
+
+
+def test_a_run_is_rebuilt_as_its_config_records(tmp_path):
+    """A run's options (here attention ECA and a dropout) come from its config.json, not from defaults."""
+    model = _random_bn(senet.models.create_model("cifar_resnet20", attention="eca", drop_rate=0.1))
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = TrainConfig(model="cifar_resnet20", dataset="cifar10", attention="eca", drop_rate=0.1)
+    (run / "config.json").write_text(json.dumps(cfg.to_dict()))
+    save_weights(model, run / "model.safetensors", metadata={"model": "cifar_resnet20"})
+    loaded = senet.load_model(run)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert senet.create_model("cifar_resnet20", pretrained=run).attention_modules().keys() == \
+        model.attention_modules().keys()  # create_model(pretrained=RUN) reads the run's config too
