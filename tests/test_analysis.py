@@ -309,8 +309,14 @@ def test_analyze_a_retrofitted_checkpoint(tmp_path, capsys):
     assert len(content["blocks"]) == 9
     assert all(b["histogram"]["range"] == [0.0, 2.0] for b in content["blocks"].values())
     assert all(math.isclose(b["measures"]["mean_gate"], 1.0) for b in content["blocks"].values())
+    # Every source goes through the one way in: --checkpoint takes the retrofit output as --weights does
+    # (it records no data set of its own, so it needs --dataset).
     err = _careless(capsys, "--checkpoint", str(tmp_path / "retrofitted"))
-    assert "is a `senet retrofit` output" in err and "--model cifar_resnet20 --weights" in err
+    assert "records no data set: give --dataset" in err
+    code = main(["analyze", "--checkpoint", str(tmp_path / "retrofitted"), "--dataset", "cifar10", "--per-class", "2",
+                 "--out", str(tmp_path / "again"), "--device", "cpu", "--no-progress"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "again" / "excitations.json").read_text())["blocks"] == content["blocks"]
 
 
 def _careless(capsys, *argv):
@@ -330,9 +336,9 @@ def test_careless_use(run_dir, tmp_path, capsys):
     assert "--bins must be a positive" in _careless(capsys, *run, "--bins", "0")
     assert "does not exist" in _careless(capsys, "--checkpoint", str(tmp_path / "missing"))
     assert "--model needs --dataset" in _careless(capsys, "--model", "se_cifar_resnet20", "--weights", "x")
-    assert "no such file" in _careless(capsys, "--model", "se_cifar_resnet20", "--weights", str(tmp_path / "w"),
+    assert "does not exist" in _careless(capsys, "--model", "se_cifar_resnet20", "--weights", str(tmp_path / "w"),
                                        "--dataset", "cifar10")  # fmt: skip
-    assert "one of the two" in _careless(capsys)
+    assert "say what to analyse" in _careless(capsys)
     assert "unknown block 'SE_2_9'; did you mean" in _careless(capsys, *run, "--blocks", "SE_2_9", "--out",
                                                                str(tmp_path / "a"))  # fmt: skip
     assert "unknown class 'kat'; did you mean cat" in _careless(capsys, *run, "--classes", "kat")

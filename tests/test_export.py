@@ -407,7 +407,8 @@ def test_cli_refuses_careless_use(tmp_path, capsys):
              tmp_path)  # fmt: skip
     other = tmp_path / "other.safetensors"
     save_weights(senet.create_model("se_resnet18"), other)
-    _refused(capsys, [*base, "--weights", str(other), str(tmp_path / "n.onnx")], "do not fit this model", tmp_path)
+    argv = [*base, "--weights", str(other), str(tmp_path / "n.onnx")]
+    _refused(capsys, argv, "does not fit model 'se_cifar_resnet20'", tmp_path)
 
 
 def test_cli_refuses_a_run_of_another_model(tmp_path, capsys):

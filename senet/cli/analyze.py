@@ -117,4 +117,6 @@ def _source(args: argparse.Namespace) -> str | bool:
         )
     if args.pretrained is not None and args.model is None:
         raise ValueError("--pretrained needs --model NAME")
+    if args.model is not None and args.dataset is None:  # checked before anything is loaded or downloaded
+        raise ValueError("--model needs --dataset: cifar10, cifar100 or an image folder")
     return given[0]

@@ -6,9 +6,10 @@
     >>> report.verified, report.max_rel_error < 1e-4
     (True, True)
 
-Both exporters run the model in eval mode with SE on its textbook path (``export_mode``): the fused fast
-path is a custom ``autograd.Function`` and folds the trace's H*W into a constant, while the textbook path
-is a mean over H, W, two 1x1 convolutions and a multiply: standard ops, not tied to one input size.
+Both exporters run the model in eval mode (``export_mode``); traced, each SE module takes its export form,
+the textbook path (the fused fast path is a custom ``autograd.Function`` and folds the trace's H*W into a
+constant, while the textbook path is a mean over H, W, two 1x1 convolutions and a multiply: standard ops,
+not tied to one input size).
 See docs/export.md.
 """
 

@@ -9,7 +9,6 @@ import numbers
 import os
 import tempfile
 import time
-import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -182,59 +181,23 @@ def fast_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(getattr(m, "fast", None), bool) and m.fast]
 
 
-def textbook_excite(se: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``SqueezeExcite.excite`` computed as the textbook module does: squeeze (a mean over H, W for 'avg'),
-    1x1 convolutions, gate; (N, C, *spatial) -> (N, C). ``excite`` itself always takes the fast route for
-    the average squeeze (a sum, 1/(H*W) folded into a GEMM's alpha), also with ``fast=False``; callers
-    that use it directly (scSE, the residual blocks' fused scale) get this instead while exporting."""
-    from ..layers.common import check_input
-    from ..layers.squeeze_excite import squeeze
-
-    check_input(x, se.channels, se.dims, type(se).__name__)
-    z = squeeze(x, se.squeeze_mode, se.spatial)
-    z = z.view([z.shape[0], z.shape[1]] + [1] * se.dims)  # (N, C, 1, ...)
-    s = se.gate(se.fc2(se.act(se.fc1(z)))).flatten(1)
-    if se.record_gate:
-        se.last_gate = s.detach()
-    return s
-
-
 @contextlib.contextmanager
 def export_mode(model: nn.Module) -> Iterator[int]:
-    """Puts ``model`` in eval mode on its textbook SE path for the duration; restores both afterwards.
+    """Puts ``model`` in eval mode for the duration (restoring each module's mode afterwards).
 
-    SE's fast path (``fast=True``, the default) sums over H*W and folds 1/(H*W) into a GEMM's alpha, and
-    in residual blocks runs a custom ``autograd.Function`` (``senet.layers.fused``). Traced, the first
-    bakes the trace's H*W into the graph (a file tied to one input size; the ONNX exporter refuses it
-    outright: a GEMM's alpha must be a constant) and the second is an opaque Python op no exporter can
-    translate. The textbook path (``fast=False``: a mean over H, W, 1x1 convolutions, the gate, a
-    multiply) computes the same function with standard ops, so export switches every SE module to it:
-    ``fast=False``, and ``excite`` (which modules such as scSE call directly) computed by
-    ``textbook_excite``. Verification then compares the file with the model as given, fast path included.
+    Nothing of SE is patched here: each SE module owns its export form (``SqueezeExcite.forward`` and
+    ``excite`` take the textbook path, a mean over H, W, 1x1 convolutions, the gate, a multiply, when
+    traced, and the fused residual blocks their plain formula), so the file is not tied to one input size.
+    Verification then compares the file with the model as given, fast path included.
 
     Yields:
-        The number of SE modules switched.
+        The number of SE modules whose fast path the trace replaces by their export form.
     """
-    from ..layers import SqueezeExcite
-
     modes = {m: m.training for m in model.modules()}
-    switched = fast_modules(model)
-    excites = [
-        m for m in model.modules()
-        if isinstance(m, SqueezeExcite) and type(m).excite is SqueezeExcite.excite and "excite" not in vars(m)
-    ]  # fmt: skip
     try:
         model.eval()
-        for m in switched:
-            m.fast = False
-        for m in excites:
-            m.excite = types.MethodType(textbook_excite, m)  # an instance attribute, shadowing the method
-        yield len(set(switched) | set(excites))
+        yield len(fast_modules(model))
     finally:
-        for m in excites:
-            vars(m).pop("excite", None)
-        for m in switched:
-            m.fast = True
         for m, training in modes.items():
             m.training = training
 

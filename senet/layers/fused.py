@@ -133,6 +133,14 @@ def _batch_norm_args(bn: nn.modules.batchnorm._BatchNorm) -> tuple[bool, float]:
     return bn.training or bn.running_mean is None, momentum
 
 
+def fast_se(se: nn.Module | None) -> bool:
+    """Whether a block may take ``se``'s fast path (call ``se.excite`` and fuse the scale into its sum): the
+    module's ``fast`` flag is on and it is not being traced. A trace (ONNX, TorchScript export) takes the
+    module's export form instead, the textbook module called as a module (``SqueezeExcite.forward``), so the
+    file is not tied to one input size and each SE module keeps its own scope in the graph."""
+    return bool(getattr(se, "fast", False)) and hasattr(se, "excite") and not torch.jit.is_tracing()
+
+
 def can_fuse(bn: nn.Module, se: nn.Module | None, act: nn.Module) -> bool:
     """Whether ``bn_scale_residual_relu`` applies: an affine BatchNorm with running statistics, an SE
     module on its fast path with the paper's average squeeze and parameter-free nonlinearities, and a
@@ -141,7 +149,7 @@ def can_fuse(bn: nn.Module, se: nn.Module | None, act: nn.Module) -> bool:
         isinstance(bn, nn.modules.batchnorm._BatchNorm)
         and bn.affine
         and bn.track_running_stats
-        and getattr(se, "fast", False)
+        and fast_se(se)
         and getattr(se, "squeeze_mode", None) == "avg"
         and hasattr(se, "excite_sum_with")
         and not any(True for _ in se.act.parameters())

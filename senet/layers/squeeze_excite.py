@@ -134,10 +134,11 @@ class SqueezeExcite(nn.Module):
         call this and apply s themselves.
         """
         check_input(x, self.channels, self.dims, "SqueezeExcite")
-        if self.squeeze_mode == "avg" and not torch.jit.is_tracing() and x.dtype != torch.float16:
-            # W1 z = (1/HW) W1 sum(u): the averaging folds into the GEMM's alpha (one pass fewer). A trace
-            # (ONNX and TorchScript export) takes the mean instead: a baked 1/HW would tie it to one size.
-            # So does float16, whose sum over H*W overflows (65504) where the mean does not.
+        if torch.jit.is_tracing():  # export (ONNX, TorchScript): the module's export form, see ``forward``
+            return self._excite_reference(x).flatten(1)
+        if self.squeeze_mode == "avg" and x.dtype != torch.float16:
+            # W1 z = (1/HW) W1 sum(u): the averaging folds into the GEMM's alpha (one pass fewer). Float16
+            # takes the mean instead: its sum over H*W overflows (65504) where the mean does not.
             s = self.excite_sum(x.sum(self.spatial), spatial_size(x, self.spatial))
         else:
             z = squeeze(x, self.squeeze_mode, self.spatial)
@@ -163,18 +164,26 @@ class SqueezeExcite(nn.Module):
         h = torch.mm(total, w1.t()) * scale if b1 is None else torch.addmm(b1, total, w1.t(), alpha=scale)
         return self.gate(F.linear(self.act(h), w2, b2))  # (N, C)
 
-    def _forward_reference(self, x: Tensor) -> Tensor:
-        # The textbook module: pooling to (N, C, 1, ...), 1x1 convolutions, broadcast multiply.
+    def _excite_reference(self, x: Tensor) -> Tensor:
+        # The textbook gate: pooling to (N, C, 1, ...), then 1x1 convolutions; (N, C, 1, ...).
         check_input(x, self.channels, self.dims, "SqueezeExcite")
         z = squeeze(x, self.squeeze_mode, self.spatial)
         z = z.view([z.shape[0], z.shape[1]] + [1] * self.dims)  # (N, C, 1, ...)
         s = self.gate(self.fc2(self.act(self.fc1(z))))
         if self.record_gate:
             self.last_gate = s.flatten(1).detach()
-        return x * s
+        return s
+
+    def _forward_reference(self, x: Tensor) -> Tensor:
+        # The textbook module: pooling to (N, C, 1, ...), 1x1 convolutions, broadcast multiply.
+        return x * self._excite_reference(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.fast:
+        # The export form is the textbook module: traced (ONNX and TorchScript export), the fast path's
+        # sum with 1/(H*W) folded into a GEMM's alpha would bake the trace's H*W into the file (and the ONNX
+        # exporter refuses a non-constant alpha); a mean over H, W and 1x1 convolutions are standard ops
+        # that leave H and W free. ``excite`` (called by the fused residual blocks and scSE) does the same.
+        if not self.fast or torch.jit.is_tracing():
             return self._forward_reference(x)
         s = self.excite(x)
         return x * s.view([s.shape[0], s.shape[1]] + [1] * self.dims)  # (N, C, 1, ...)

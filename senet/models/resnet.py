@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from .._validation import did_you_mean
-from ..layers.fused import bn_scale_residual_relu, can_fuse, scale_residual
+from ..layers.fused import bn_scale_residual_relu, can_fuse, fast_se, scale_residual
 from .base import SENetModel
 from .registry import PLACEMENTS, AttentionConfig, register_model
 
@@ -81,7 +81,7 @@ def merge_residual(shortcut: Tensor, branch: Tensor, se: nn.Module | None, place
     """
     if se is None:
         return shortcut + branch
-    fast = getattr(se, "fast", False) and hasattr(se, "excite")
+    fast = fast_se(se)
     if placement == "standard":
         return scale_residual(branch, se.excite(branch), shortcut, relu=False) if fast else shortcut + se(branch)
     if placement == "identity":
