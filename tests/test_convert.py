@@ -36,6 +36,16 @@ LISTINGS = {
     "tv_mobilenet_v3_large": ("torchvision", "mobilenet_v3_large"),
     "tv_efficientnet_b0": ("torchvision", "efficientnet_b0"),
     "inception_resnet_v2": ("tf_slim", "inception_resnet_v2"),
+    "legacy_seresnet34": ("legacy", "se_resnet34"),
+    "legacy_seresnet101": ("legacy", "se_resnet101"),
+    "legacy_seresnet152": ("legacy", "se_resnet152"),
+    "legacy_seresnext101_32x4d": ("legacy", "se_resnext101_32x4d"),
+    "senet154": ("modern", "senet154"),
+    "seresnext101_32x4d": ("modern", "se_resnext101_32x4d"),
+    "resnext101_32x4d": ("modern", "resnext101_32x4d"),
+    "tv_resnet34": ("modern", "resnet34"),
+    "tv_resnet50": ("modern", "resnet50"),
+    "tv_resnet152": ("modern", "resnet152"),
 }
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
