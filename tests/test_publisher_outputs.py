@@ -26,6 +26,7 @@ check under ``@pytest.mark.slow``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import math
@@ -84,8 +85,10 @@ def read_listing(listing: str) -> list[tuple[str, tuple[int, ...]]]:
     return [(key, tuple(int(d) for d in re.findall(r"\d+", shape))) for key, shape in (x.split("\t") for x in lines)]
 
 
+@functools.cache
 def listing_weights(listing: str) -> dict[str, torch.Tensor]:
-    """The listing's tensors as the oracle's weights were drawn: each key has its own seed (its CRC-32)."""
+    """The listing's tensors as the oracle's weights were drawn: each key has its own seed (its CRC-32).
+    Cached across the formats: the models copy them in, nothing writes to them."""
     rows = read_listing(listing)
     keys = {key for key, _ in rows}
     state = {}

@@ -141,15 +141,6 @@ def load_pretrained(
         naming = _naming_of(state, model, source, record)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
-    options = _options_not_set(model, naming, record)
-    if options and strict:
-        shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
-        ours = " (or source='ours' if the file is this library's own)" if naming == "modern" else ""
-        raise ValueError(
-            f"{where} holds a network that computes another function in this model: its {naming} weights need "
-            f"{shown}; build the model with them (create_model(..., pretrained=path) does){ours}, or pass "
-            "strict=False to load them anyway"
-        )
     if strict:
         # The converter checks every key and shape and says what does not fit, in one line.
         try:
@@ -163,6 +154,15 @@ def load_pretrained(
         ours, unexpected = _rename_leniently(state, naming, model)
         report = _compare(ours, model, where, naming)
         report.unexpected = unexpected + report.unexpected
+    options = _options_not_set(model, naming, record)
+    if options and strict:
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        hint = " (or source='ours' if the file is this library's own)" if naming == "modern" else ""
+        raise ValueError(
+            f"{where} holds a network that computes another function in this model: its weights ({naming} "
+            f"naming) need {shown}; build the model with them (create_model(..., pretrained=path) does){hint}, "
+            "or pass strict=False to load them anyway"
+        )
     fitting = {k: ours[k] for k in report.loaded}
     with torch.no_grad():
         model.load_state_dict(fitting, strict=False)
@@ -217,7 +217,7 @@ def checkpoint_naming(state: Mapping[str, Any], model: str | nn.Module, record: 
         raise ValueError(
             f"the keys fit both the {first!r} naming ({_shown(readings[first])}) and the {second!r} naming "
             f"({_shown(readings[second])}), which compute different functions in model {shown}; pick one with "
-            f"source={first!r} or source={second!r}"
+            f"source={first!r} or source={second!r} (load_pretrained; senet convert --source)"
         )
     if public:
         return public[0]
