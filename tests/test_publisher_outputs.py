@@ -19,8 +19,8 @@ tolerance separates the two by six orders of magnitude either way. The model is 
 (``torch.set_default_dtype``), so the float64 weights are loaded without rounding.
 
 Cost: the listing's own input size (96 px; 139 px for Inception-ResNet-v2). The big networks (SENet-154,
-the 101- and 152-layer ones) run one format in the default tier, the other formats and the default-model
-check under ``@pytest.mark.slow``.
+the 101- and 152-layer ones, VGG-16-BN) run one format in the default tier, the other formats and the
+default-model check under ``@pytest.mark.slow``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ MODEL = {
     "tv_efficientnet_b0": "efficientnet_b0",
     "inception_resnet_v2": "inception_resnet_v2",
 }
-BIG = {name for name in MODEL if "101" in name or "152" in name or "senet154" in name}
+# SENet-154, the 101- and 152-layer networks, and VGG-16-BN (138M parameters: a 1.1 GB float64 file).
+BIG = {name for name in MODEL if "101" in name or "152" in name or "senet154" in name} | {"tv_vgg16_bn"}
 FORMATS = ("pth", "wrapped", "safetensors")
 
 
