@@ -13,8 +13,9 @@ publisher's function, and each naming's module says where the public models diff
     >>> options = naming_options(detect_naming(sd), "se_resnet50")   # {'stem_pool': 'ceil', ...}
     >>> model = senet.create_model("se_resnet50", **options)
 
-docs/conversion.md says how each was checked (reference networks written from the publishers' model
-definitions, random weights, float64).
+docs/conversion.md says how each was checked: against the float64 logits the publishers' own networks
+compute (timm's, torchvision's; ``tests/test_publisher_outputs.py``), and against reference networks
+restated from the publishers' model definitions (a second opinion).
 """
 
 from __future__ import annotations
