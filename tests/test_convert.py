@@ -36,6 +36,16 @@ LISTINGS = {
     "tv_mobilenet_v3_large": ("torchvision", "mobilenet_v3_large"),
     "tv_efficientnet_b0": ("torchvision", "efficientnet_b0"),
     "inception_resnet_v2": ("tf_slim", "inception_resnet_v2"),
+    "legacy_seresnet34": ("legacy", "se_resnet34"),
+    "legacy_seresnet101": ("legacy", "se_resnet101"),
+    "legacy_seresnet152": ("legacy", "se_resnet152"),
+    "legacy_seresnext101_32x4d": ("legacy", "se_resnext101_32x4d"),
+    "senet154": ("modern", "senet154"),
+    "seresnext101_32x4d": ("modern", "se_resnext101_32x4d"),
+    "resnext101_32x4d": ("modern", "resnext101_32x4d"),
+    "tv_resnet34": ("modern", "resnet34"),
+    "tv_resnet50": ("modern", "resnet50"),
+    "tv_resnet152": ("modern", "resnet152"),
 }
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -168,9 +178,10 @@ def test_unknown_naming_is_refused_in_one_line_naming_the_closest():
     with pytest.raises(ValueError, match=r"closest: 'legacy' .*'stem\.conv\.weight'") as info:
         convert_state_dict(state, model="se_resnet50")
     assert "\n" not in str(info.value)
-    with pytest.raises(ValueError, match="closest") as info:
+    # Where no key fits any naming, there is no "closest" to name (not "closest: 'legacy' (0 of 2 keys fit)").
+    with pytest.raises(ValueError, match="fits no known naming; first keys that do not fit: 'dense_1") as info:
         detect_naming({"dense_1/kernel:0": None, "dense_1/bias:0": None})
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "closest" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,9 @@
 """A converted checkpoint computes the publisher's function, under ``naming_options(naming, model)``.
 
+A second opinion: the outside oracle is ``test_publisher_outputs.py`` (the logits the publishers' own
+networks compute); the reference networks here are this project's restatement of the publishers' code,
+and add what those numbers do not (odd input sizes, Cadene's fixed-size heads, planted option flips).
+
 For each public checkpoint listing, ``publisher_nets`` has a reference network written from the
 publisher's own model definition, with the publisher's state_dict keys. It gets random weights and
 BatchNorm statistics; its state dict is converted (naming auto-detected) and loaded into our model built

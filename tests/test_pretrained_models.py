@@ -74,18 +74,27 @@ def test_create_model_from_a_file_builds_the_publishers_network(tmp_path, name, 
         assert torch.equal(model(x), original(x))
         # The options matter: the same weights in our default network compute something else.
         default = senet.create_model(name).eval()
-        with pytest.warns(UserWarning, match="differs from this model"):
+        with pytest.raises(ValueError, match="computes another function"):
             senet.load_pretrained(default, path)
+        with pytest.warns(UserWarning, match="differs from this model"):
+            senet.load_pretrained(default, path, strict=False)
         ours, theirs = default.forward_features(x), original.forward_features(x)
         assert (ours - theirs).abs().max() > 1e-4 * theirs.abs().max()
 
 
-def test_loading_into_a_model_without_the_options_warns(tmp_path):
+def test_loading_into_a_model_without_the_options_is_refused_unless_not_strict(tmp_path):
     _, path = published(tmp_path, "se_resnet50", "legacy", **naming_options("legacy", "se_resnet50"))
     model = senet.create_model("se_resnet50")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    refusal = r"need stem_pool='ceil'; .*create_model\(\.\.\., pretrained=path\).*strict=False"
+    with pytest.raises(ValueError, match=refusal):
+        senet.load_pretrained(model, path)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing loaded
     with pytest.warns(UserWarning, match="stem_pool='ceil'"):
-        report = senet.load_pretrained(model, path)
-    assert report.options == {"stem_pool": "ceil"}
+        report = senet.load_pretrained(model, path, strict=False)
+    assert report.options == {"stem_pool": "ceil"} and report.complete
+    # Built with the options, it loads strictly and silently.
+    senet.load_pretrained(senet.create_model("se_resnet50", stem_pool="ceil"), path)
 
 
 def test_a_new_classifier_for_fine_tuning_keeps_everything_else(tmp_path):

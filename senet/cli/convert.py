@@ -31,8 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Converts and writes the checkpoint; returns the exit code."""
-    from ..convert import OURS, convert_state_dict
+    import json
+
+    from ..convert import OURS, convert_state_dict, naming_options
     from ..models.registry import canonical_model_name, get_model_entry
+    from ..pretrained.loading import checkpoint_naming
+    from ..pretrained.provenance import senet_record
     from ..pretrained.reading import read_state_dict
     from ..train.checkpoint import atomic_save_tensors
 
@@ -47,8 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and args.input.exists() and out.resolve() == args.input.resolve():
         raise ValueError("the output would replace the input; choose another output file")
     state = read_state_dict(args.input)
-    ours = convert_state_dict(state, args.source, model=name)  # checks every key and shape
+    record = senet_record(args.input)
+    source = args.source if args.source != "auto" else checkpoint_naming(state, name, record)
+    ours = convert_state_dict(state, source, model=name)  # checks every key and shape
     converted = ours if args.to == OURS else convert_state_dict(ours, OURS, model=name, target=args.to)
-    atomic_save_tensors(converted, out, metadata={"senet_model": name, "naming": args.to})
+    # The network the weights compute in: what the input records, else its publisher's (the keys do not say).
+    options = record.model_options if record and record.model_options is not None else naming_options(source, name)
+    metadata = {"senet_model": name, "naming": args.to, "model_options": json.dumps(options)}
+    atomic_save_tensors(converted, out, metadata=metadata)
     print(f"{len(converted)} tensors of {name} written to {out} ({args.to} naming)")
     return 0

@@ -13,8 +13,9 @@ publisher's function, and each naming's module says where the public models diff
     >>> options = naming_options(detect_naming(sd), "se_resnet50")   # {'stem_pool': 'ceil', ...}
     >>> model = senet.create_model("se_resnet50", **options)
 
-docs/conversion.md says how each was checked (reference networks written from the publishers' model
-definitions, random weights, float64).
+docs/conversion.md says how each was checked: against the float64 logits the publishers' own networks
+compute (timm's, torchvision's; ``tests/test_publisher_outputs.py``), and against reference networks
+restated from the publishers' model definitions (a second opinion).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch import nn
 from .._validation import did_you_mean
 from .inception_resnet import TF_SLIM
 from .naming import Naming, model_layout
+from .prefixes import common_prefix, strip_prefixes
 from .resnet import LEGACY, MODERN
 from .torchvision import TORCHVISION
 
@@ -34,10 +36,12 @@ __all__ = [
     "Naming",
     "convert_state_dict",
     "detect_naming",
+    "fitting_namings",
     "get_naming",
     "list_namings",
     "naming_options",
     "register_naming",
+    "strip_prefixes",
 ]
 
 OURS = "ours"
@@ -85,8 +89,8 @@ def detect_naming(keys: Mapping[str, Any] | list[str]) -> Naming:
         The naming whose patterns all keys match (the best-scoring one).
 
     Raises:
-        ValueError: When no naming fits every key: one line naming the closest naming and the first keys
-            that do not fit it.
+        ValueError: When no naming fits every key: one line naming the closest naming (only where some
+            keys fit it) and the first keys that do not fit.
     """
     keys = list(keys)
     if not keys:
@@ -95,18 +99,33 @@ def detect_naming(keys: Mapping[str, Any] | list[str]) -> Naming:
     misfits = best.misfits(keys)
     if misfits:
         shown = ", ".join(map(repr, misfits[:3]))
+        fit = len(keys) - len(misfits)
+        closest = f"closest: {best.name!r} ({fit} of {len(keys)} keys fit); " if fit else ""
+        prefix = common_prefix(keys)
+        prefixed = f"; every key starts with {prefix!r}, a prefix this library does not remove" if prefix else ""
         raise ValueError(
-            f"the state dict fits no known naming; closest: {best.name!r} ({len(keys) - len(misfits)} of "
-            f"{len(keys)} keys fit); first keys that do not fit: {shown} (namings: {', '.join(_NAMINGS)})"
+            f"the state dict fits no known naming; {closest}first keys that do not fit: {shown} "
+            f"(namings: {', '.join(_NAMINGS)}){prefixed}"
         )
     return best
 
 
-def _strip_wrapper_prefix(state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
-    # Checkpoints saved from DataParallel / DistributedDataParallel prefix every key with 'module.'.
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        return {k[len("module.") :]: v for k, v in state_dict.items()}
-    return state_dict
+def fitting_namings(keys: Mapping[str, Any] | list[str], family: str | None = None) -> list[str]:
+    """Every registered naming that all of ``keys`` fit (and that covers ``family``, where one is given).
+
+    Args:
+        keys: A state dict or its keys (wrapper prefixes already removed).
+        family: A model family (builder class name, e.g. ``'ResNet'``), or ``None`` for any.
+
+    Returns:
+        The names, in registration order; ``[]`` when none fits.
+    """
+    keys = list(keys)
+    return [
+        n.name
+        for n in _NAMINGS.values()
+        if keys and (family is None or family in n.families) and not n.misfits(keys)
+    ]
 
 
 def convert_state_dict(
@@ -119,7 +138,8 @@ def convert_state_dict(
     """Renames a checkpoint's state dict from one naming to another (by default: to ``model``'s keys).
 
     Args:
-        state_dict: The checkpoint's tensors (a ``module.`` prefix on every key is removed).
+        state_dict: The checkpoint's tensors (wrapper prefixes on every key, ``module.``, ``_orig_mod.``
+            and the like, are removed: ``senet.convert.prefixes``).
         source: The state dict's naming: ``'auto'`` (recognised from the keys), ``'ours'`` or one of
             ``list_namings()``.
         model: The network the tensors belong to: a registered name (``'se_resnet50'``) or a model.
@@ -141,7 +161,7 @@ def convert_state_dict(
         shown = f"{odd[0]!r} ({type(odd[0]).__name__})"
         raise ValueError(f"a state dict's keys are names (str); this one has the key {shown}")
     _, shown, own = model_layout(model)  # an unknown model fails here, also where nothing is renamed
-    state_dict = _strip_wrapper_prefix(state_dict)
+    state_dict, _ = strip_prefixes(state_dict)
     if target != OURS:
         get_naming(target)
     if source == "auto":

@@ -17,9 +17,10 @@ from typing import Any
 
 from torch import nn
 
-from ..convert import OURS, model_layout
+from ..convert import OURS
 from .hub import fetch, is_url
 from .loading import LoadReport, checkpoint_naming, load_pretrained
+from .provenance import SenetRecord, senet_record
 from .reading import read_state_dict
 from .table import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, PretrainedWeights, get_pretrained, list_pretrained
 
@@ -110,9 +111,10 @@ def create_pretrained(
     """
     path, weights = resolve_checkpoint(name, pretrained, progress=progress)
     state = read_state_dict(path)
-    naming = weights.naming if weights else _naming_of_file(state, name)
+    record = None if weights else senet_record(path)
     try:
-        options = dict(weights.options) if weights else _publisher_options(naming, name)
+        naming = weights.naming if weights else _naming_of_file(state, name, record)
+        options = dict(weights.options) if weights else _publisher_options(naming, name, record)
     except ValueError as e:  # e.g. a ResNet checkpoint for a CIFAR network
         raise ValueError(f"{path} does not fit model {name!r}: {e}") from None
     kwargs = {**options, **create_kwargs}
@@ -139,11 +141,14 @@ def create_pretrained(
     return model
 
 
-def _naming_of_file(state: dict[str, Any], name: str) -> str:
-    return checkpoint_naming(state, model_layout(name)[2])
+def _naming_of_file(state: dict[str, Any], name: str, record: SenetRecord | None = None) -> str:
+    # Ours only where the file says so (record); a bare file of our keys is the publisher's (loading.py).
+    return checkpoint_naming(state, name, record)
 
 
-def _publisher_options(naming: str, name: str) -> dict[str, Any]:
+def _publisher_options(naming: str, name: str, record: SenetRecord | None = None) -> dict[str, Any]:
+    if record is not None and record.model_options is not None and record.naming == naming:
+        return dict(record.model_options)  # what the senet file says its network was built with
     if naming == OURS:
         return {}
     from ..convert import naming_options
