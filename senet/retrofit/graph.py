@@ -24,11 +24,13 @@ from torch import fx, nn
 from .layers import (
     ACTIVATIONS,
     CONVS,
+    HOMOGENEOUS,
     NORMS,
     TRANSPARENT,
     channels_in,
     channels_out,
     downsamples,
+    folds_exactly,
     is_3x3,
     spatial_dims,
 )
@@ -39,6 +41,8 @@ _SCALES = {operator.mul, operator.imul, operator.truediv, operator.itruediv, tor
 _SCALE_METHODS = {"mul", "mul_", "div", "div_"}
 _FUNCTIONAL_POOL = re.compile(r"^(max|avg|lp)_pool[123]d")
 HOST = "retrofit_host"  # node.meta key: the path of the module whose forward created the node
+OUTPUT_OF = "retrofit_output_of"  # node.meta key: the modules that returned the node, innermost first
+_PERMUTES = {torch.permute}
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ class ResidualBlock:
 
     Attributes:
         host: The module performing the addition ('' for the root).
-        branch_end: The conv/norm layer whose output is F(x) ('standard').
+        branch_end: The module whose output is F(x) ('standard'): a conv/norm layer, or a module
+            returning F(x) channels-first.
+        branch_fold: The layer that can take a doubled gate's factor 2 for 'standard' (``None``: none).
         branch_start: The branch's first layer, fed x directly and alone ('pre').
         shortcut_end: The last layer of a projection shortcut ('identity'); ``None`` for x' = x.
         after_sum: The activation module fed the sum and nothing else ('post').
@@ -60,6 +66,7 @@ class ResidualBlock:
 
     host: str
     branch_end: str
+    branch_fold: str | None
     branch_start: str | None
     shortcut_end: str | None
     after_sum: str | None
@@ -91,6 +98,7 @@ class Structure:
         conv_norms: Convolution + normalisation pairs, in forward order.
         downsamples: Positions of resolution changes (strided convolutions, poolings).
         calls: How often each module path is called (within the traced graphs).
+        layers: Forward-order position of each called layer's first call (for ``where`` naming any layer).
         method: 'fx' (the whole model traced) or 'structural' (module by module).
         note: Why the whole model did not trace ('' for 'fx').
     """
@@ -99,23 +107,37 @@ class Structure:
     conv_norms: list[ConvNorm]
     downsamples: list[int]
     calls: Counter
+    layers: dict[str, int]
     method: str = "fx"
     note: str = ""
 
 
 class ScopeTracer(fx.Tracer):
-    """A tracer that stamps every node with the path of the module whose ``forward`` created it."""
+    """A tracer that stamps every node with the path of the module whose ``forward`` created it.
+
+    It also records which modules *returned* each node (a hook on such a module's output sees that
+    node's tensor), and keeps normalisation layers whole: a subclass written outside ``torch.nn`` (timm's
+    ``BatchNormAct2d``, a norm that applies its activation too) is one call, not the ``F.batch_norm`` and
+    activation inside it, so that it is recognised, and hooked, as the norm it is.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.scopes: list[str] = []
 
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, NORMS) or super().is_leaf_module(m, module_qualified_name)
+
     def call_module(self, m: nn.Module, forward, args, kwargs):  # noqa: ANN001, ANN201 (fx's signature)
-        self.scopes.append(self.path_of_module(m))
+        path = self.path_of_module(m)
+        self.scopes.append(path)
         try:
-            return super().call_module(m, forward, args, kwargs)
+            result = super().call_module(m, forward, args, kwargs)
         finally:
             self.scopes.pop()
+        if isinstance(result, fx.Proxy):
+            result.node.meta.setdefault(OUTPUT_OF, []).append(path)
+        return result
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):  # noqa: ANN001, ANN201
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
@@ -158,6 +180,12 @@ class GraphReader:
             if n.op == "placeholder" or any(i in self.live for i in n.all_input_nodes):
                 self.live.add(n)
         self.calls = Counter(self.path(n) for n in self.nodes if n.op == "call_module")
+        self.layers: dict[str, int] = {}
+        for n in self.nodes:
+            if n.op == "call_module":
+                self.layers.setdefault(self.path(n), self.index[n])
+        # Calls of every module (leaf or traced through) that returned one tensor.
+        self.returns = Counter(_join(prefix, p) for n in self.nodes for p in n.meta.get(OUTPUT_OF, []))
 
     # Node helpers.
     def path(self, node: fx.Node) -> str:
@@ -242,21 +270,86 @@ class GraphReader:
         (weight, branch, path), (other, shortcut, _) = sorted(weighed, key=lambda t: t[0], reverse=True)
         if weight == other or weight[0] == 0:
             return None  # two alike branches, or no convolution on either: not a residual block
-        end = self._producer(branch, stop=fork)
-        if not (self.is_a(end, CONVS + NORMS) and len(end.users) == 1 and self.calls[self.path(end)] == 1):
-            return None  # the branch does not end in a conv/norm layer used once, for this sum alone
+        found = self._branch_end(self._producer(branch, stop=fork))
+        if found is None:
+            return None  # the branch does not end in a layer used once, for this sum alone
+        end, channels, fold = found
         return ResidualBlock(
             host=self.host(add),
-            branch_end=self.path(end),
+            branch_end=end,
+            branch_fold=fold,
             branch_start=self._branch_start(fork, path),
             shortcut_end=self._shortcut_end(shortcut, fork),
             after_sum=self._after_sum(add),
             sum_is_output=self._sum_is_output(add),
             after_3x3=self._after_3x3(path),
-            channels=channels_out(self.module(end)),
+            channels=channels,
             dims=spatial_dims(next((self.module(n) for n in path if self.is_a(n, CONVS)), None)),
             order=self.index[add],
         )
+
+    def _branch_end(self, end: fx.Node) -> tuple[str, int, str | None] | None:
+        """(hook path, channels, fold path) of the branch whose output is ``end``, or ``None``.
+
+        ``end`` is a conv/norm layer (a norm that applies its own activation included), or the output
+        of a module called once whose tensor is channels-first (N, C, ...) with C known from the layer
+        that produced it: ConvNeXt's ``Linear`` then ``Permute`` back to channels-first.
+        """
+        if len(end.users) != 1:
+            return None
+        if self.is_a(end, CONVS + NORMS):
+            module = self.module(end)
+            if self.calls[self.path(end)] != 1:
+                return None
+            return self.path(end), channels_out(module), self.path(end) if folds_exactly(module) else None
+        owner = next((p for p in end.meta.get(OUTPUT_OF, []) if self.returns[_join(self.prefix, p)] == 1), None)
+        source = self._channels_first_source(end)
+        if owner is None or source is None:
+            return None
+        layer, channels, exact = source
+        return _join(self.prefix, owner), channels, self.path(layer) if exact else None
+
+    def _channels_first_source(self, node: fx.Node) -> tuple[fx.Node, int, bool] | None:
+        """The layer that produced ``node``'s channels, C, and whether a factor 2 passes from it exactly.
+
+        Walks back through permutes, activations and transparent nodes; ``None`` unless ``node``'s tensor
+        is channels-first (dimension 1 holds the layer's C channels).
+        """
+        permutes: list[list[int]] = []
+        exact = True
+        while True:
+            module = self.module(node)
+            if isinstance(module, CONVS + NORMS):
+                channels, channel_dim, exact = channels_out(module), 1, exact and folds_exactly(module)
+                break
+            if isinstance(module, nn.Linear) or type(module) is nn.LayerNorm:  # channels-last layers
+                channels = module.out_features if isinstance(module, nn.Linear) else module.normalized_shape[-1]
+                channel_dim = -1
+                exact = exact and folds_exactly(module)
+                break
+            dims = self._permutation(node)
+            if dims is not None:
+                permutes.append(dims)
+            elif self.is_a(node, ACTIVATIONS):
+                exact = exact and self.is_a(node, HOMOGENEOUS)
+            elif not self._transparent(node):
+                return None
+            inputs = self.inputs(node)
+            if len(inputs) != 1:
+                return None
+            node = inputs[0]
+        for dims in reversed(permutes):  # from the layer forward to ``node``
+            channel_dim = dims.index(channel_dim % len(dims))
+        return (node, channels, exact) if channel_dim == 1 else None
+
+    def _permutation(self, node: fx.Node) -> list[int] | None:
+        if node.op == "call_method" and node.target == "permute":
+            dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (list, tuple)) else node.args[1:]
+        elif node.op == "call_function" and node.target in _PERMUTES:
+            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dims")
+        else:
+            return None
+        return list(dims) if isinstance(dims, (list, tuple)) and all(isinstance(d, int) for d in dims) else None
 
     def _branch_start(self, fork: fx.Node, path: set[fx.Node]) -> str | None:
         starts = [u for u in fork.users if u in path]

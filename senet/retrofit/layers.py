@@ -49,6 +49,18 @@ def downsamples(module: nn.Module) -> bool:
     return any(s > 1 for s in ((stride,) if isinstance(stride, int) else stride))
 
 
+def folds_exactly(module: nn.Module) -> bool:
+    """Whether doubling ``module``'s weight and bias doubles its output exactly (``to_paper_gate``'s fold).
+
+    True for convolutions, ``Linear`` and affine norms, including a norm subclass that applies its own
+    activation (timm's ``BatchNormAct2d``) when every layer inside it is transparent or positively
+    homogeneous (ReLU: relu(2a) = 2 relu(a)); not after SiLU or GELU.
+    """
+    if not isinstance(module, CONVS + NORMS + (nn.Linear, nn.LayerNorm)) or getattr(module, "weight", None) is None:
+        return False
+    return all(isinstance(m, TRANSPARENT + HOMOGENEOUS) for m in module.modules() if m is not module)
+
+
 def is_3x3(module: nn.Module) -> bool:
     """Whether ``module`` is a convolution with a 3 x 3 (x 3) kernel."""
     return isinstance(module, CONVS) and all(k == 3 for k in module.kernel_size)
