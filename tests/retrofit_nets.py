@@ -381,3 +381,33 @@ NETWORKS = {
     "convnext": (ConvNeXt, lambda m: _blocks(m, CNBlock),
                  "torchvision ConvNeXt-T: LayerNorm between Permutes, Linear layers, layer scale"),
 }  # fmt: skip
+
+
+# --- A channels-last stage: its residual branch ends in a Linear over (N, H, W, C) -----------------------
+class ChannelsLastBlock(nn.Module):
+    """A MetaFormer-style block on an (N, H, W, C) tensor: dw conv between permutes, LayerNorm, MLP."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 2 * dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(2 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dw(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x + self.fc2(self.act(self.fc1(self.norm(y))))
+
+
+class ChannelsLastNet(nn.Module):
+    """A conv stem, then channels-last blocks: SE (which pools dimensions 2 and 3) has no place here."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 4, 4)
+        self.blocks = nn.Sequential(ChannelsLastBlock(8), ChannelsLastBlock(8))
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x).permute(0, 2, 3, 1)).mean((1, 2)))

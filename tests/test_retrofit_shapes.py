@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from retrofit_nets import NETWORKS, PlainConvNet
+from retrofit_nets import NETWORKS, ChannelsLastNet, PlainConvNet
 from retrofit_table import TABLE_BEGIN, TABLE_END, table
 from torch import nn
 
@@ -115,6 +115,20 @@ def test_back_to_the_paper_gate_exactly_after_training(name):
         assert torch.equal(run(copy.deepcopy(paper), True), run(copy.deepcopy(model), True))
 
 
+def test_a_norm_that_applies_silu_cannot_take_the_paper_gate_s_factor_2():
+    # silu(2a) != 2 silu(a): after timm's BatchNormAct2d with SiLU, to_paper_gate must refuse, not drift.
+    model, report = retrofit(build("efficientnet_b0"), where="blocks.1.0.conv_pw", input_size=32)
+    assert [m.path for m in report.inserted] == ["blocks.1.0.bn1.se"]
+    with pytest.raises(ValueError, match="no layer next to it can take the doubled gate's factor 2"):
+        to_paper_gate(model)
+    relu6, _ = retrofit(build("mobilenetv2"), where="blocks.1.0.conv_pw", input_size=32)
+    with pytest.raises(ValueError, match="no layer next to it"):
+        to_paper_gate(relu6)  # ReLU6 clips: 2 relu6(a) != relu6(2a) either
+    relu, _ = retrofit(build("regnet"), where="s1.b1.conv1.conv", input_size=32)  # ReLU: exact
+    with torch.no_grad():
+        assert torch.equal(run(to_paper_gate(relu), False), run(relu, False))
+
+
 def test_convnext_attends_the_channels_first_branch_before_the_layer_scale():
     model = build("convnext")
     new, report = retrofit(model, reduction=4)
@@ -122,6 +136,12 @@ def test_convnext_attends_the_channels_first_branch_before_the_layer_scale():
     assert (first.path, first.channels) == ("features.1.0.se", 8)
     assert first.position == "residual branch, after features.1.0.block.6, before the addition"
     assert [m.label for m in report.inserted] == ["SE_2_1", "SE_2_2", "SE_3_1", "SE_3_2"]
+
+
+def test_a_branch_ending_channels_last_is_not_taken_for_a_channels_first_one():
+    # The blocks add a Linear's (N, H, W, C) output: SE there would pool over W and C, not H and W.
+    with pytest.raises(ValueError, match="found no residual block"):
+        retrofit(ChannelsLastNet())
 
 
 def test_a_network_without_places_is_refused_in_one_line_that_says_how_to_name_them():

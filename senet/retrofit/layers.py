@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..models.base import ATTENTION_LABEL
+
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
 ACTIVATIONS = (
@@ -58,7 +60,16 @@ def folds_exactly(module: nn.Module) -> bool:
     """
     if not isinstance(module, CONVS + NORMS + (nn.Linear, nn.LayerNorm)) or getattr(module, "weight", None) is None:
         return False
-    return all(isinstance(m, TRANSPARENT + HOMOGENEOUS) for m in module.modules() if m is not module)
+    return all(isinstance(m, TRANSPARENT + HOMOGENEOUS) for m in _layers_inside(module))
+
+
+def _layers_inside(module: nn.Module) -> list[nn.Module]:
+    """The layers inside ``module``, not counting attention modules retrofitted onto it (``bn.se``)."""
+    inside = []
+    for child in module.children():
+        if not hasattr(child, ATTENTION_LABEL):
+            inside += [child, *_layers_inside(child)]
+    return inside
 
 
 def is_3x3(module: nn.Module) -> bool:
