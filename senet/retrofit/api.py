@@ -170,7 +170,8 @@ def retrofit(
             network computes exactly what it did; ``to_paper_gate`` returns to sigmoid after fine-tuning.
         where: The places: ``None`` (every residual block, or every conv + norm layer if there is none),
             a name or list of names (block paths such as ``'layer1.0'``, conv or norm paths such as
-            ``'features.1'``), or a predicate ``f(name, module) -> bool`` over the default places.
+            ``'features.1'``: any convolution or norm layer called once, for attention after it), or a
+            predicate ``f(name, module) -> bool`` over the default places.
         inplace: Change ``model`` itself instead of a deep copy.
         input_size: The network's input, at which the report counts multiply-adds: (C, H, W), or an
             int, the image side (``senet retrofit --image-size``; C is the model's). Default: the model's
@@ -185,7 +186,8 @@ def retrofit(
 
     Raises:
         ValueError: (one line) On a model that has attention already, an unknown attention, placement
-            or place, a network with neither residual blocks nor conv/norm pairs, a placement a block
+            or place, a network with neither residual blocks nor conv/norm pairs (unless ``where`` names
+            layers; the message says how), a malformed ``input_size``, a placement a block
             cannot take, or ``identity_init`` with a module it does not support.
     """
     _check_model(model)
