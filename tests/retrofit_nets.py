@@ -348,6 +348,75 @@ class ConvNeXt(nn.Module):
         return self.classifier(self.avgpool(self.features(x)))
 
 
+# --- timm ConvNeXt (timm/models/convnext.py, conv_mlp=False) -------------------------------------------
+class Mlp(nn.Module):
+    """timm.layers.Mlp over a channels-last tensor."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(0.0)
+        self.norm = nn.Identity()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop2 = nn.Dropout(0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop2(self.fc2(self.norm(self.drop1(self.act(self.fc1(x))))))
+
+
+class ConvNeXtBlock(nn.Module):
+    """timm's ConvNeXtBlock: dw 7x7, permute, LayerNorm, Mlp, permute back, ``x.mul(gamma)``, drop path."""
+
+    def __init__(self, dim: int, ls_init_value: float = 0.5, drop: float = 0.1) -> None:
+        super().__init__()
+        self.conv_dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, 4 * dim)
+        self.gamma = nn.Parameter(ls_init_value * torch.ones(dim))
+        self.shortcut = nn.Identity()
+        self.drop_path = DropPath(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.conv_dw(x)
+        x = x.permute(0, 2, 3, 1)
+        x = self.mlp(self.norm(x))
+        x = x.permute(0, 3, 1, 2)
+        if self.gamma is not None:
+            x = x.mul(self.gamma.reshape(1, -1, 1, 1))
+        return self.drop_path(x) + self.shortcut(shortcut)
+
+
+class ConvNeXtStage(nn.Module):
+    """timm's ConvNeXtStage: an optional (LayerNorm2d, 2x2 conv) downsampling, then a Sequential of blocks."""
+
+    def __init__(self, cin: int, cout: int, depth: int) -> None:
+        super().__init__()
+        down = nn.Sequential(LayerNorm2d(cin, eps=1e-6), nn.Conv2d(cin, cout, 2, 2))
+        self.downsample = down if cin != cout else nn.Identity()
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(cout) for _ in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class TimmConvNeXt(nn.Module):
+    """timm's ConvNeXt: a patchify stem with LayerNorm2d, two stages, a LayerNorm2d head."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 4, 4), LayerNorm2d(8, eps=1e-6))
+        self.stages = nn.Sequential(ConvNeXtStage(8, 8, 2), ConvNeXtStage(8, 16, 1))
+        self.norm_pre = nn.Identity()
+        self.head_norm = LayerNorm2d(16, eps=1e-6)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm_pre(self.stages(self.stem(x)))
+        return self.fc(self.head_norm(x.mean((2, 3), keepdim=True)).flatten(1))
+
+
 # --- No sensible place: convolutions without norms, no residual additions --------------------------------
 class PlainConvNet(nn.Module):
     """An AlexNet-like network: convolutions and ReLUs, no normalisation, no residual block."""
@@ -380,6 +449,8 @@ NETWORKS = {
                   "timm CSPResNet-50: cross-stage partial (split, blocks on one half, concatenate)"),
     "convnext": (ConvNeXt, lambda m: _blocks(m, CNBlock),
                  "torchvision ConvNeXt-T: LayerNorm between Permutes, Linear layers, layer scale"),
+    "convnext_timm": (TimmConvNeXt, lambda m: _blocks(m, ConvNeXtBlock),
+                      "timm ConvNeXt: channels-last Mlp, permute back in forward, `x.mul(gamma)`"),
 }  # fmt: skip
 
 

@@ -138,6 +138,18 @@ def test_convnext_attends_the_channels_first_branch_before_the_layer_scale():
     assert [m.label for m in report.inserted] == ["SE_2_1", "SE_2_2", "SE_3_1", "SE_3_2"]
 
 
+def test_timm_convnext_attends_the_channels_last_mlp_output_through_permutes():
+    model = build("convnext_timm")
+    new, report = retrofit(model, reduction=4)
+    first = report.inserted[0]
+    assert (first.path, first.channels) == ("stages.0.blocks.0.se", 8)
+    assert first.position == "residual branch, after stages.0.blocks.0.mlp.drop2 (channels-last), before the addition"
+    seen = {}
+    new.stages[1].blocks[0].se.register_forward_hook(lambda m, args, out: seen.update(shape=args[0].shape))
+    new(X)
+    assert seen["shape"] == (4, 16, 4, 4)  # SE sees (N, C, H, W), C = 16 at 4 x 4; the MLP emitted (N, H, W, C)
+
+
 def test_a_branch_ending_channels_last_is_not_taken_for_a_channels_first_one():
     # The blocks add a Linear's (N, H, W, C) output: SE there would pool over W and C, not H and W.
     with pytest.raises(ValueError, match="found no residual block"):

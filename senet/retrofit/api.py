@@ -142,7 +142,7 @@ def _insert(model: nn.Module, place: Place, module: nn.Module) -> str:
     module.train(target.training)
     owner.add_module(name, module)
     fold = Fold(model.get_submodule(place.fold[0]), place.fold[1]) if place.fold else None
-    attach(target, AttentionHook(owner, name, place.side, fold))
+    attach(target, AttentionHook(owner, name, place.side, fold, place.layout))
     return f"{owner_path}.{name}" if owner_path else name
 
 

@@ -43,6 +43,7 @@ _FUNCTIONAL_POOL = re.compile(r"^(max|avg|lp)_pool[123]d")
 HOST = "retrofit_host"  # node.meta key: the path of the module whose forward created the node
 OUTPUT_OF = "retrofit_output_of"  # node.meta key: the modules that returned the node, innermost first
 _PERMUTES = {torch.permute}
+FIRST, LAST = "channels_first", "channels_last"  # layouts of a hooked tensor
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ResidualBlock:
         branch_end: The module whose output is F(x) ('standard'): a conv/norm layer, or a module
             returning F(x) channels-first.
         branch_fold: The layer that can take a doubled gate's factor 2 for 'standard' (``None``: none).
+        branch_layout: 'channels_first' (N, C, ...) or 'channels_last' (N, ..., C): ``branch_end``'s output.
         branch_start: The branch's first layer, fed x directly and alone ('pre').
         shortcut_end: The last layer of a projection shortcut ('identity'); ``None`` for x' = x.
         after_sum: The activation module fed the sum and nothing else ('post').
@@ -67,6 +69,7 @@ class ResidualBlock:
     host: str
     branch_end: str
     branch_fold: str | None
+    branch_layout: str
     branch_start: str | None
     shortcut_end: str | None
     after_sum: str | None
@@ -273,11 +276,12 @@ class GraphReader:
         found = self._branch_end(self._producer(branch, stop=fork))
         if found is None:
             return None  # the branch does not end in a layer used once, for this sum alone
-        end, channels, fold = found
+        end, channels, fold, layout = found
         return ResidualBlock(
             host=self.host(add),
             branch_end=end,
             branch_fold=fold,
+            branch_layout=layout,
             branch_start=self._branch_start(fork, path),
             shortcut_end=self._shortcut_end(shortcut, fork),
             after_sum=self._after_sum(add),
@@ -288,12 +292,15 @@ class GraphReader:
             order=self.index[add],
         )
 
-    def _branch_end(self, end: fx.Node) -> tuple[str, int, str | None] | None:
-        """(hook path, channels, fold path) of the branch whose output is ``end``, or ``None``.
+    def _branch_end(self, end: fx.Node) -> tuple[str, int, str | None, str] | None:
+        """(hook path, channels, fold path, layout) of the branch whose output is ``end``, or ``None``.
 
         ``end`` is a conv/norm layer (a norm that applies its own activation included), or the output
         of a module called once whose tensor is channels-first (N, C, ...) with C known from the layer
-        that produced it: ConvNeXt's ``Linear`` then ``Permute`` back to channels-first.
+        that produced it (torchvision's ConvNeXt: ``Linear``, then a ``Permute`` module back to
+        channels-first), or a permute back to channels-first of such a module's channels-last output
+        (timm's ConvNeXt: ``x = self.mlp(x); x = x.permute(0, 3, 1, 2)``): layout 'channels_last', the
+        hook permutes around the attention module.
         """
         if len(end.users) != 1:
             return None
@@ -301,19 +308,31 @@ class GraphReader:
             module = self.module(end)
             if self.calls[self.path(end)] != 1:
                 return None
-            return self.path(end), channels_out(module), self.path(end) if folds_exactly(module) else None
-        owner = next((p for p in end.meta.get(OUTPUT_OF, []) if self.returns[_join(self.prefix, p)] == 1), None)
-        source = self._channels_first_source(end)
+            return self.path(end), channels_out(module), self.path(end) if folds_exactly(module) else None, FIRST
+        owner, layout, back = self._returned_by(end), FIRST, self._permutation(end)
+        if owner is None and back is not None and len(self.inputs(end)) == 1:
+            (before,) = self.inputs(end)
+            last = len(back) - 1
+            if back == [0, last, *range(1, last)] and len(before.users) == 1:  # (N, ..., C) -> (N, C, ...)
+                owner, layout, end = self._returned_by(before), LAST, before
+        source = self._channels_source(end)
         if owner is None or source is None:
             return None
-        layer, channels, exact = source
-        return _join(self.prefix, owner), channels, self.path(layer) if exact else None
+        layer, channels, exact, channel_dim = source
+        if channel_dim != (1 if layout == FIRST else -1):
+            return None
+        return _join(self.prefix, owner), channels, self.path(layer) if exact else None, layout
 
-    def _channels_first_source(self, node: fx.Node) -> tuple[fx.Node, int, bool] | None:
-        """The layer that produced ``node``'s channels, C, and whether a factor 2 passes from it exactly.
+    def _returned_by(self, node: fx.Node) -> str | None:
+        """The innermost module called once that returned ``node`` (relative to the traced root)."""
+        return next((p for p in node.meta.get(OUTPUT_OF, []) if self.returns[_join(self.prefix, p)] == 1), None)
 
-        Walks back through permutes, activations and transparent nodes; ``None`` unless ``node``'s tensor
-        is channels-first (dimension 1 holds the layer's C channels).
+    def _channels_source(self, node: fx.Node) -> tuple[fx.Node, int, bool, int] | None:
+        """The layer that produced ``node``'s channels, C, whether a factor 2 passes from it exactly, and
+        the dimension of ``node`` that holds C (1: channels-first; -1: last, for a 4-d channels-last one).
+
+        Walks back through permutes (followed), activations and transparent nodes; ``None`` if another
+        operation stands between, or where the channels' dimension cannot be told.
         """
         permutes: list[list[int]] = []
         exact = True
@@ -340,7 +359,9 @@ class GraphReader:
             node = inputs[0]
         for dims in reversed(permutes):  # from the layer forward to ``node``
             channel_dim = dims.index(channel_dim % len(dims))
-        return (node, channels, exact) if channel_dim == 1 else None
+        if permutes and channel_dim == len(permutes[0]) - 1:
+            channel_dim = -1
+        return node, channels, exact, channel_dim
 
     def _permutation(self, node: fx.Node) -> list[int] | None:
         if node.op == "call_method" and node.target == "permute":

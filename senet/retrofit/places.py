@@ -28,7 +28,7 @@ from torch import nn
 
 from .._choices import PLACEMENTS
 from .._validation import did_you_mean
-from .graph import ConvNorm, ResidualBlock, Structure
+from .graph import FIRST, LAST, ConvNorm, ResidualBlock, Structure
 from .layers import CONVS, HOMOGENEOUS, channels_in, channels_out, folds_exactly, spatial_dims
 
 Where = str | Iterable[str] | Callable[[str, nn.Module], bool] | None
@@ -49,6 +49,8 @@ class Place:
         fold: (path, side) where ``to_paper_gate`` can put a doubled gate's factor 2, or ``None``.
         position: Where, in words.
         order: Forward-order position of the block's addition or the layer's norm.
+        layout: 'channels_first', or 'channels_last' where the hooked tensor is (N, H, W, C) (the hook
+            permutes around the attention module).
     """
 
     name: str
@@ -61,6 +63,7 @@ class Place:
     fold: tuple[str, str] | None
     position: str
     order: int
+    layout: str = "channels_first"
 
 
 def candidates(structure: Structure) -> tuple[dict[str, ResidualBlock], dict[str, ConvNorm], dict[str, str]]:
@@ -160,13 +163,16 @@ def resolve(
     b = candidate
     owner = b.host
 
-    def place(target: str, side: str, channels: int, fold: tuple[str, str] | None, position: str) -> Place:
-        return Place(name, "block", target, side, owner, channels, b.dims, fold, position, b.order)
+    def place(
+        target: str, side: str, channels: int, fold: tuple[str, str] | None, position: str, layout: str = FIRST
+    ) -> Place:
+        return Place(name, "block", target, side, owner, channels, b.dims, fold, position, b.order, layout)
 
     if placement == "standard":
         fold = (b.branch_fold, "output") if b.branch_fold else None
+        last = " (channels-last)" if b.branch_layout == LAST else ""
         return place(b.branch_end, "output", b.channels, fold,
-                     f"residual branch, after {b.branch_end}, before the addition")  # fmt: skip
+                     f"residual branch, after {b.branch_end}{last}, before the addition", b.branch_layout)  # fmt: skip
     if placement == "pre":
         if b.branch_start is None:
             return f"{name}: its residual branch does not start with one layer fed the block's input alone"
