@@ -192,8 +192,10 @@ def test_multiply_adds_are_counted_at_the_network_s_own_input_size():
     assert zoo.input_size == (3, 32, 32) and zoo.input_size_source == "model.default_input_size"
     assert "Multiply-adds at 3x32x32 (model.default_input_size)" in zoo.summary()
     assert zoo.macs_added == 174_384  # docs/retrofit.md's row; at 224 px it would be 49 times larger
-    with pytest.raises(ValueError, match="input_size must hold positive integers"):
+    with pytest.raises(ValueError, match=r"the image side \(input_size; CLI --image-size\) must be positive, got 0"):
         retrofit(cifar, input_size=0)
+    with pytest.raises(ValueError, match="input_size must hold positive integers"):
+        retrofit(cifar, input_size=(3, 0, 32))
 
 
 def cli(*args):

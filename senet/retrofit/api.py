@@ -92,6 +92,8 @@ def _input_size(model: nn.Module, input_size: int | tuple[int, ...] | None) -> t
     if isinstance(input_size, bool) or not isinstance(input_size, (int, tuple, list)):
         raise ValueError(f"input_size must be an image side or (C, H, W), got {input_size!r}")
     if isinstance(input_size, int):
+        if input_size <= 0:
+            raise ValueError(f"the image side (input_size; CLI --image-size) must be positive, got {input_size}")
         first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
         channels = recorded[0] if recorded is not None else first.in_channels if first is not None else None
         if channels is None:

@@ -14,8 +14,9 @@ from collections import Counter
 
 from torch import fx, nn
 
-from .graph import ConvNorm, GraphReader, ResidualBlock, Structure, trace
+from .graph import ConvNorm, GraphReader, ResidualBlock, Structure
 from .layers import NORMS, downsamples
+from .tracer import trace
 
 
 def _is_leaf(module: nn.Module) -> bool:
