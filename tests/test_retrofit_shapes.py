@@ -129,6 +129,27 @@ def test_a_norm_that_applies_silu_cannot_take_the_paper_gate_s_factor_2():
         assert torch.equal(run(to_paper_gate(relu), False), run(relu, False))
 
 
+@pytest.mark.parametrize(
+    "name, hooked, exact",
+    [("efficientnet_b0", "blocks.0.0.bn1", False), ("regnet", "s1.b1.conv2.bn", True),
+     ("cspresnet", "stages.0.blocks.0.conv2.bn", True)],
+)  # fmt: skip
+def test_after_3x3_attends_the_output_of_a_norm_that_applies_the_activation(name, hooked, exact):
+    # EfficientNet's own SE position: after the depthwise 3x3 convolution's BatchNormAct2d.
+    model = build(name)
+    new, report = retrofit(model, reduction=4, placement="after_3x3")
+    assert [owner(m.path) for m in report.inserted] == NETWORKS[name][1](model)
+    assert report.inserted[0].position == f"after {hooked} (the 3x3 convolution's)"
+    with torch.no_grad():
+        assert torch.equal(run(new, False), run(model, False))
+    if exact:  # ReLU, LeakyReLU: the factor 2 passes the norm's activation
+        with torch.no_grad():
+            assert torch.equal(run(to_paper_gate(new), False), run(new, False))
+    else:  # SiLU
+        with pytest.raises(ValueError, match="no layer next to it"):
+            to_paper_gate(new)
+
+
 def test_convnext_attends_the_channels_first_branch_before_the_layer_scale():
     model = build("convnext")
     new, report = retrofit(model, reduction=4)

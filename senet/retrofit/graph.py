@@ -27,6 +27,7 @@ from .layers import (
     HOMOGENEOUS,
     NORMS,
     TRANSPARENT,
+    applies_activation,
     channels_in,
     channels_out,
     downsamples,
@@ -59,7 +60,8 @@ class ResidualBlock:
         shortcut_end: The last layer of a projection shortcut ('identity'); ``None`` for x' = x.
         after_sum: The activation module fed the sum and nothing else ('post').
         sum_is_output: The sum leaves the host as its output ('post' without an activation).
-        after_3x3: (activation, norm) after the branch's first 3x3 convolution ('after_3x3').
+        after_3x3: (activation, norm) after the branch's first 3x3 convolution ('after_3x3'); (norm, norm)
+            for a norm that applies the activation itself.
         channels: F(x)'s channels.
         dims: Spatial dimensions of the branch's convolutions.
         order: Position of the addition in forward order.
@@ -365,6 +367,8 @@ class GraphReader:
         (norm,) = convs[0].users
         if not (self._called_once(norm, NORMS) and len(norm.users) == 1):
             return None
+        if applies_activation(self.module(norm)):  # timm's BatchNormAct2d: the norm's output is activated
+            return self.path(norm), self.path(norm)
         (act,) = norm.users
         if not self._called_once(act, ACTIVATIONS) or act.args[0] is not norm:
             return None

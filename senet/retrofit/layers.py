@@ -63,6 +63,11 @@ def folds_exactly(module: nn.Module) -> bool:
     return all(isinstance(m, TRANSPARENT + HOMOGENEOUS) for m in _layers_inside(module))
 
 
+def applies_activation(module: nn.Module) -> bool:
+    """Whether a norm layer applies an activation itself (timm's ``BatchNormAct2d`` with ``apply_act``)."""
+    return isinstance(module, NORMS) and any(isinstance(m, ACTIVATIONS) for m in _layers_inside(module))
+
+
 def _layers_inside(module: nn.Module) -> list[nn.Module]:
     """The layers inside ``module``, not counting attention modules retrofitted onto it (``bn.se``)."""
     inside = []

@@ -195,7 +195,8 @@ def resolve(
     if b.after_3x3 is None:
         return f"{name}: no 3x3 convolution followed by a norm and an activation module called once"
     act, norm = b.after_3x3
-    fold = (norm, "output") if isinstance(model.get_submodule(act), HOMOGENEOUS) else None
+    homogeneous = act == norm or isinstance(model.get_submodule(act), HOMOGENEOUS)  # norm == act: it activates
+    fold = (norm, "output") if homogeneous and folds_exactly(model.get_submodule(norm)) else None
     return place(act, "output", channels_out(model.get_submodule(norm)), fold, f"after {act} (the 3x3 convolution's)")
 
 
