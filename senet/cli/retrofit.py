@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--placement", default="standard", help="where in a residual block: standard (the default), "
                    "pre, post, identity, after_3x3")  # fmt: skip
     p.add_argument("--where", default=None, help="comma-separated block or layer names (default: every block)")
+    p.add_argument("--image-size", type=int, default=None, metavar="PX", help="count the report's multiply-adds "
+                   "at PX x PX (default: the model's own input size)")  # fmt: skip
     p.add_argument("--no-identity-init", action="store_true", help="start from the paper's initialisation instead")
     p.add_argument("--out", required=True, help="the folder to write (an existing non-empty one needs --force)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     report = retrofit_checkpoint(
         name, args.weights if args.weights is not None else args.pretrained, args.out, attention=args.attention,
         reduction=args.reduction, placement=args.placement, identity_init=not args.no_identity_init, where=where,
-        force=args.force,
+        force=args.force, input_size=args.image_size,
     )  # fmt: skip
     added = f"{report.params_added:,} parameters" + (f", {report.macs_added:,} multiply-adds" if report.macs_added
                                                       is not None else "")  # fmt: skip

@@ -29,6 +29,7 @@ def retrofit_checkpoint(
     identity_init: bool = True,
     where: list[str] | None = None,
     force: bool = False,
+    input_size: int | tuple[int, ...] | None = None,
 ) -> RetrofitReport:
     """Loads a checkpoint into its zoo model, retrofits attention and writes the result to ``out``.
 
@@ -39,6 +40,7 @@ def retrofit_checkpoint(
         out: The folder to write (created; an existing non-empty one needs ``force``).
         attention, reduction, placement, identity_init, where: As ``senet.retrofit``.
         force: Replace an existing non-empty ``out``.
+        input_size: Where the report counts multiply-adds, as ``senet.retrofit`` (default: the model's).
 
     Returns:
         The retrofit report.
@@ -58,7 +60,7 @@ def retrofit_checkpoint(
     info = base.source_info
     options = changed_options(base)
     built, report = retrofit(base, attention, reduction=reduction, placement=placement,
-                             identity_init=identity_init, where=where, inplace=True)  # fmt: skip
+                             identity_init=identity_init, where=where, inplace=True, input_size=input_size)  # fmt: skip
     record = {
         "model": base.model_name, "num_classes": base.num_classes, "model_options": options,
         "retrofit": {"attention": attention, "reduction": reduction, "placement": placement,

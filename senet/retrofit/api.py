@@ -22,9 +22,10 @@ from ..layers.registry import AttentionSpec, get_attention
 from ..models.base import ATTENTION_LABEL, label_attention
 from ..profiler import is_attention_module, profile
 from .find import find_structure
+from .graph import Structure
 from .hooks import AttentionHook, Fold, attach, attention_hooks
 from .identity import identity_init as start_as_identity
-from .places import Place, Where, places, stage_labels
+from .places import Place, Where, conv_layers, places, stage_labels
 from .report import InsertedAttention, RetrofitReport
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)  # their forward iterates their children
@@ -66,18 +67,49 @@ def _check_model(model: nn.Module) -> None:
         )
 
 
-def _default_input_size(model: nn.Module) -> tuple[int, ...] | None:
-    size = getattr(model, "default_input_size", None)
-    if size is not None:
-        return tuple(size)
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    return (first.in_channels, 224, 224) if first is not None else None
+def _refuse_placeless(model: nn.Module, structure: Structure) -> None:
+    """The one-line refusal for a network with no default place: what was looked for, how to name places."""
+    why = f" ({structure.note})" if structure.note else ""
+    convs = conv_layers(structure, model)[:2]
+    example = f", e.g. where={convs!r} (CLI: --where {','.join(convs)})" if convs else " (CLI: --where NAME,NAME)"
+    raise ValueError(
+        f"cannot retrofit {type(model).__name__}: looked for residual blocks and conv + norm pairs and found no "
+        f"residual block (a conv/norm branch added to its input) and no convolution followed by a normalisation "
+        f"layer{why}; name the convolution or norm layers to put attention after with where={example}"
+    )
+
+
+def _input_size(model: nn.Module, input_size: int | tuple[int, ...] | None) -> tuple[tuple[int, ...] | None, str]:
+    """The (C, H, W) at which to count multiply-adds, and where it came from ('' when there is none).
+
+    The network's own size, never a guess: the ``input_size`` argument (an int is the image side, the
+    channels being the model's), else the model's recorded ``default_input_size`` (zoo models). A CIFAR
+    network profiled at 224 px would report 49 times its multiply-adds.
+    """
+    recorded = getattr(model, "default_input_size", None)
+    if input_size is None:
+        return (tuple(recorded), "model.default_input_size") if recorded is not None else (None, "")
+    if isinstance(input_size, bool) or not isinstance(input_size, (int, tuple, list)):
+        raise ValueError(f"input_size must be an image side or (C, H, W), got {input_size!r}")
+    if isinstance(input_size, int):
+        if input_size <= 0:
+            raise ValueError(f"the image side (input_size; CLI --image-size) must be positive, got {input_size}")
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        channels = recorded[0] if recorded is not None else first.in_channels if first is not None else None
+        if channels is None:
+            raise ValueError(f"input_size={input_size} gives the image side only, and {type(model).__name__} has "
+                             "no Conv2d to read the channels from; give (C, H, W)")  # fmt: skip
+        input_size = (channels, input_size, input_size)
+    size = tuple(input_size)
+    if not size or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size):
+        raise ValueError(f"input_size must hold positive integers, got {input_size!r}")
+    return size, "input_size argument"
 
 
 def _measure(model: nn.Module, input_size: tuple[int, ...] | None) -> tuple[dict[str, int] | None, int | None, str]:
     """Multiply-adds per module path (totals) and of the whole model, or why they could not be counted."""
     if input_size is None:
-        return None, None, "no input_size given and no Conv2d to infer it from"
+        return None, None, "the network records no input size (default_input_size); give input_size="
     try:
         report = profile(model, input_size)
     except Exception as exc:  # noqa: BLE001 - the model is arbitrary user code
@@ -112,7 +144,7 @@ def _insert(model: nn.Module, place: Place, module: nn.Module) -> str:
     module.train(target.training)
     owner.add_module(name, module)
     fold = Fold(model.get_submodule(place.fold[0]), place.fold[1]) if place.fold else None
-    attach(target, AttentionHook(owner, name, place.side, fold))
+    attach(target, AttentionHook(owner, name, place.side, fold, place.layout))
     return f"{owner_path}.{name}" if owner_path else name
 
 
@@ -125,7 +157,7 @@ def retrofit(
     identity_init: bool = True,
     where: Where = None,
     inplace: bool = False,
-    input_size: tuple[int, ...] | None = None,
+    input_size: int | tuple[int, ...] | None = None,
 ) -> tuple[nn.Module, RetrofitReport]:
     """Inserts an attention module into every residual block (or chosen layer) of an existing CNN.
 
@@ -140,10 +172,13 @@ def retrofit(
             network computes exactly what it did; ``to_paper_gate`` returns to sigmoid after fine-tuning.
         where: The places: ``None`` (every residual block, or every conv + norm layer if there is none),
             a name or list of names (block paths such as ``'layer1.0'``, conv or norm paths such as
-            ``'features.1'``), or a predicate ``f(name, module) -> bool`` over the default places.
+            ``'features.1'``: any convolution or norm layer called once, for attention after it), or a
+            predicate ``f(name, module) -> bool`` over the default places.
         inplace: Change ``model`` itself instead of a deep copy.
-        input_size: (C, H, W) at which the report counts multiply-adds; default: the model's
-            ``default_input_size``, else (in_channels of its first Conv2d, 224, 224).
+        input_size: The network's input, at which the report counts multiply-adds: (C, H, W), or an
+            int, the image side (``senet retrofit --image-size``; C is the model's). Default: the model's
+            recorded ``default_input_size`` (zoo models); without either, multiply-adds are not counted
+            (a CIFAR network profiled at 224 px would report 49 times its cost).
 
     Returns:
         (the retrofitted model, a ``RetrofitReport``). Attention modules are children of their block
@@ -153,7 +188,8 @@ def retrofit(
 
     Raises:
         ValueError: (one line) On a model that has attention already, an unknown attention, placement
-            or place, a network with neither residual blocks nor conv/norm pairs, a placement a block
+            or place, a network with neither residual blocks nor conv/norm pairs (unless ``where`` names
+            layers; the message says how), a malformed ``input_size``, a placement a block
             cannot take, or ``identity_init`` with a module it does not support.
     """
     _check_model(model)
@@ -161,19 +197,16 @@ def retrofit(
     if factory is None:
         raise ValueError("attention must name an attention module, got None")
     kwargs = _factory_kwargs(factory, attention, reduction)
+    _input_size(model, input_size)  # a malformed size is refused before anything is done
     structure = find_structure(model)
-    if not structure.blocks and not structure.conv_norms:
-        why = f" ({structure.note})" if structure.note else ""
-        raise ValueError(
-            f"cannot retrofit {type(model).__name__}: no residual block (a conv/norm branch added to its input) "
-            f"and no convolution followed by a normalisation layer{why}"
-        )
+    if not structure.blocks and not structure.conv_norms and (where is None or callable(where)):
+        _refuse_placeless(model, structure)
     chosen = places(structure, model, where, placement)
     dims_ok = _accepts(factory, "dims")
     modules = [_build(factory, p, kwargs, identity_init, dims_ok) for p in chosen]  # errors before any change
     if not inplace:
         model = copy.deepcopy(model)
-    size = tuple(input_size) if input_size is not None else _default_input_size(model)
+    size, size_source = _input_size(model, input_size)
     _, macs_before, _ = _measure(model, size)
     params_before = sum(p.numel() for p in model.parameters())
     paths = []
@@ -207,6 +240,7 @@ def retrofit(
         macs_before=macs_before if macs_after is not None else None,
         macs_after=macs_after,
         macs_note=note,
+        input_size_source=size_source,
     )
     return model, report
 

@@ -14,12 +14,15 @@ from collections import Counter
 
 from torch import fx, nn
 
-from .graph import ConvNorm, GraphReader, ResidualBlock, Structure, trace
-from .layers import downsamples
+from .graph import ConvNorm, GraphReader, ResidualBlock, Structure
+from .layers import NORMS, downsamples
+from .tracer import trace
 
 
 def _is_leaf(module: nn.Module) -> bool:
-    # fx's own rule: layers of torch.nn are called, not traced through (containers are traced).
+    # The tracer's rule: layers of torch.nn and norm layers are called, not traced through.
+    if isinstance(module, NORMS):
+        return True
     return module.__module__.startswith("torch.nn") and not isinstance(module, (nn.Sequential, nn.ModuleList))
 
 
@@ -33,6 +36,7 @@ class _Collector:
         self.conv_norms: list[ConvNorm] = []
         self.downsamples: list[int] = []
         self.calls: Counter = Counter()
+        self.layers: dict[str, int] = {}
         self.position = 0  # forward-order position of the next graph's first node
 
     def read(self, module: nn.Module, prefix: str, graph: fx.Graph) -> None:
@@ -42,6 +46,7 @@ class _Collector:
         self.conv_norms += reader.conv_norms()
         self.downsamples += reader.resolution_changes()
         self.calls += reader.calls
+        self.layers.update((path, i) for path, i in reader.layers.items() if path not in self.layers)
 
     def walk(self, module: nn.Module, prefix: str) -> None:
         """Reads each child that traces; descends into those that do not (the structural path)."""
@@ -49,6 +54,7 @@ class _Collector:
             path = f"{prefix}.{name}" if prefix else name
             if _is_leaf(child):
                 self.calls[path] += 1  # called by the untraceable forward, once as far as we can tell
+                self.layers.setdefault(path, self.position)
                 if downsamples(child):
                     self.downsamples.append(self.position)
                 self.position += 1
@@ -85,6 +91,7 @@ def find_structure(model: nn.Module) -> Structure:
         conv_norms=sorted(collector.conv_norms, key=lambda p: p.order),
         downsamples=sorted(collector.downsamples),
         calls=collector.calls,
+        layers=collector.layers,
         method=method,
         note=note,
     )

@@ -24,21 +24,26 @@ from torch import fx, nn
 from .layers import (
     ACTIVATIONS,
     CONVS,
+    HOMOGENEOUS,
     NORMS,
     TRANSPARENT,
+    applies_activation,
     channels_in,
     channels_out,
     downsamples,
+    folds_exactly,
     is_3x3,
     spatial_dims,
 )
+from .tracer import HOST, OUTPUT_OF
 
 _ADDS = {operator.add, operator.iadd, torch.add}
 _ADD_METHODS = {"add", "add_", "__add__", "__iadd__", "__radd__"}
 _SCALES = {operator.mul, operator.imul, operator.truediv, operator.itruediv, torch.mul}
 _SCALE_METHODS = {"mul", "mul_", "div", "div_"}
 _FUNCTIONAL_POOL = re.compile(r"^(max|avg|lp)_pool[123]d")
-HOST = "retrofit_host"  # node.meta key: the path of the module whose forward created the node
+_PERMUTES = {torch.permute}
+FIRST, LAST = "channels_first", "channels_last"  # layouts of a hooked tensor
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,16 @@ class ResidualBlock:
 
     Attributes:
         host: The module performing the addition ('' for the root).
-        branch_end: The conv/norm layer whose output is F(x) ('standard').
+        branch_end: The module whose output is F(x) ('standard'): a conv/norm layer, or a module
+            returning F(x) channels-first.
+        branch_fold: The layer that can take a doubled gate's factor 2 for 'standard' (``None``: none).
+        branch_layout: 'channels_first' (N, C, ...) or 'channels_last' (N, ..., C): ``branch_end``'s output.
         branch_start: The branch's first layer, fed x directly and alone ('pre').
         shortcut_end: The last layer of a projection shortcut ('identity'); ``None`` for x' = x.
         after_sum: The activation module fed the sum and nothing else ('post').
         sum_is_output: The sum leaves the host as its output ('post' without an activation).
-        after_3x3: (activation, norm) after the branch's first 3x3 convolution ('after_3x3').
+        after_3x3: (activation, norm) after the branch's first 3x3 convolution ('after_3x3'); (norm, norm)
+            for a norm that applies the activation itself.
         channels: F(x)'s channels.
         dims: Spatial dimensions of the branch's convolutions.
         order: Position of the addition in forward order.
@@ -60,6 +69,8 @@ class ResidualBlock:
 
     host: str
     branch_end: str
+    branch_fold: str | None
+    branch_layout: str
     branch_start: str | None
     shortcut_end: str | None
     after_sum: str | None
@@ -91,6 +102,7 @@ class Structure:
         conv_norms: Convolution + normalisation pairs, in forward order.
         downsamples: Positions of resolution changes (strided convolutions, poolings).
         calls: How often each module path is called (within the traced graphs).
+        layers: Forward-order position of each called layer's first call (for ``where`` naming any layer).
         method: 'fx' (the whole model traced) or 'structural' (module by module).
         note: Why the whole model did not trace ('' for 'fx').
     """
@@ -99,40 +111,9 @@ class Structure:
     conv_norms: list[ConvNorm]
     downsamples: list[int]
     calls: Counter
+    layers: dict[str, int]
     method: str = "fx"
     note: str = ""
-
-
-class ScopeTracer(fx.Tracer):
-    """A tracer that stamps every node with the path of the module whose ``forward`` created it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scopes: list[str] = []
-
-    def call_module(self, m: nn.Module, forward, args, kwargs):  # noqa: ANN001, ANN201 (fx's signature)
-        self.scopes.append(self.path_of_module(m))
-        try:
-            return super().call_module(m, forward, args, kwargs)
-        finally:
-            self.scopes.pop()
-
-    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):  # noqa: ANN001, ANN201
-        node = super().create_node(kind, target, args, kwargs, name, type_expr)
-        scopes = self.scopes[:-1] if kind == "call_module" else self.scopes  # a leaf is not its own host
-        node.meta[HOST] = scopes[-1] if scopes else ""
-        return node
-
-
-def trace(module: nn.Module) -> fx.Graph:
-    """Traces ``module`` in eval mode (so that ``if self.training`` branches take their inference side)."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        return ScopeTracer().trace(module)
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 def _join(prefix: str, name: str) -> str:
@@ -158,6 +139,12 @@ class GraphReader:
             if n.op == "placeholder" or any(i in self.live for i in n.all_input_nodes):
                 self.live.add(n)
         self.calls = Counter(self.path(n) for n in self.nodes if n.op == "call_module")
+        self.layers: dict[str, int] = {}
+        for n in self.nodes:
+            if n.op == "call_module":
+                self.layers.setdefault(self.path(n), self.index[n])
+        # Calls of every module (leaf or traced through) that returned one tensor.
+        self.returns = Counter(_join(prefix, p) for n in self.nodes for p in n.meta.get(OUTPUT_OF, []))
 
     # Node helpers.
     def path(self, node: fx.Node) -> str:
@@ -242,21 +229,104 @@ class GraphReader:
         (weight, branch, path), (other, shortcut, _) = sorted(weighed, key=lambda t: t[0], reverse=True)
         if weight == other or weight[0] == 0:
             return None  # two alike branches, or no convolution on either: not a residual block
-        end = self._producer(branch, stop=fork)
-        if not (self.is_a(end, CONVS + NORMS) and len(end.users) == 1 and self.calls[self.path(end)] == 1):
-            return None  # the branch does not end in a conv/norm layer used once, for this sum alone
+        found = self._branch_end(self._producer(branch, stop=fork))
+        if found is None:
+            return None  # the branch does not end in a layer used once, for this sum alone
+        end, channels, fold, layout = found
         return ResidualBlock(
             host=self.host(add),
-            branch_end=self.path(end),
+            branch_end=end,
+            branch_fold=fold,
+            branch_layout=layout,
             branch_start=self._branch_start(fork, path),
             shortcut_end=self._shortcut_end(shortcut, fork),
             after_sum=self._after_sum(add),
             sum_is_output=self._sum_is_output(add),
             after_3x3=self._after_3x3(path),
-            channels=channels_out(self.module(end)),
+            channels=channels,
             dims=spatial_dims(next((self.module(n) for n in path if self.is_a(n, CONVS)), None)),
             order=self.index[add],
         )
+
+    def _branch_end(self, end: fx.Node) -> tuple[str, int, str | None, str] | None:
+        """(hook path, channels, fold path, layout) of the branch whose output is ``end``, or ``None``.
+
+        ``end`` is a conv/norm layer (a norm that applies its own activation included), or the output
+        of a module called once whose tensor is channels-first (N, C, ...) with C known from the layer
+        that produced it (torchvision's ConvNeXt: ``Linear``, then a ``Permute`` module back to
+        channels-first), or a permute back to channels-first of such a module's channels-last output
+        (timm's ConvNeXt: ``x = self.mlp(x); x = x.permute(0, 3, 1, 2)``): layout 'channels_last', the
+        hook permutes around the attention module.
+        """
+        if len(end.users) != 1:
+            return None
+        if self.is_a(end, CONVS + NORMS):
+            module = self.module(end)
+            if self.calls[self.path(end)] != 1:
+                return None
+            return self.path(end), channels_out(module), self.path(end) if folds_exactly(module) else None, FIRST
+        owner, layout, back = self._returned_by(end), FIRST, self._permutation(end)
+        if owner is None and back is not None and len(self.inputs(end)) == 1:
+            (before,) = self.inputs(end)
+            last = len(back) - 1
+            if back == [0, last, *range(1, last)] and len(before.users) == 1:  # (N, ..., C) -> (N, C, ...)
+                owner, layout, end = self._returned_by(before), LAST, before
+        source = self._channels_source(end)
+        if owner is None or source is None:
+            return None
+        layer, channels, exact, channel_dim = source
+        if channel_dim != (1 if layout == FIRST else -1):
+            return None
+        return _join(self.prefix, owner), channels, self.path(layer) if exact else None, layout
+
+    def _returned_by(self, node: fx.Node) -> str | None:
+        """The innermost module called once that returned ``node`` (relative to the traced root)."""
+        return next((p for p in node.meta.get(OUTPUT_OF, []) if self.returns[_join(self.prefix, p)] == 1), None)
+
+    def _channels_source(self, node: fx.Node) -> tuple[fx.Node, int, bool, int] | None:
+        """The layer that produced ``node``'s channels, C, whether a factor 2 passes from it exactly, and
+        the dimension of ``node`` that holds C (1: channels-first; -1: last, for a 4-d channels-last one).
+
+        Walks back through permutes (followed), activations and transparent nodes; ``None`` if another
+        operation stands between, or where the channels' dimension cannot be told.
+        """
+        permutes: list[list[int]] = []
+        exact = True
+        while True:
+            module = self.module(node)
+            if isinstance(module, CONVS + NORMS):
+                channels, channel_dim, exact = channels_out(module), 1, exact and folds_exactly(module)
+                break
+            if isinstance(module, nn.Linear) or type(module) is nn.LayerNorm:  # channels-last layers
+                channels = module.out_features if isinstance(module, nn.Linear) else module.normalized_shape[-1]
+                channel_dim = -1
+                exact = exact and folds_exactly(module)
+                break
+            dims = self._permutation(node)
+            if dims is not None:
+                permutes.append(dims)
+            elif self.is_a(node, ACTIVATIONS):
+                exact = exact and self.is_a(node, HOMOGENEOUS)
+            elif not self._transparent(node):
+                return None
+            inputs = self.inputs(node)
+            if len(inputs) != 1:
+                return None
+            node = inputs[0]
+        for dims in reversed(permutes):  # from the layer forward to ``node``
+            channel_dim = dims.index(channel_dim % len(dims))
+        if permutes and channel_dim == len(permutes[0]) - 1:
+            channel_dim = -1
+        return node, channels, exact, channel_dim
+
+    def _permutation(self, node: fx.Node) -> list[int] | None:
+        if node.op == "call_method" and node.target == "permute":
+            dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (list, tuple)) else node.args[1:]
+        elif node.op == "call_function" and node.target in _PERMUTES:
+            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dims")
+        else:
+            return None
+        return list(dims) if isinstance(dims, (list, tuple)) and all(isinstance(d, int) for d in dims) else None
 
     def _branch_start(self, fork: fx.Node, path: set[fx.Node]) -> str | None:
         starts = [u for u in fork.users if u in path]
@@ -297,6 +367,8 @@ class GraphReader:
         (norm,) = convs[0].users
         if not (self._called_once(norm, NORMS) and len(norm.users) == 1):
             return None
+        if applies_activation(self.module(norm)):  # timm's BatchNormAct2d: the norm's output is activated
+            return self.path(norm), self.path(norm)
         (act,) = norm.users
         if not self._called_once(act, ACTIVATIONS) or act.args[0] is not norm:
             return None

@@ -47,13 +47,18 @@ class AttentionHook:
         name: The attention module's attribute name on ``owner``.
         side: 'output' (a forward hook) or 'input' (a forward pre-hook).
         fold: Where ``to_paper_gate`` puts the factor 2, or ``None`` when no layer can take it exactly.
+        layout: 'channels_first' (N, C, ...), or 'channels_last' (N, ..., C): the tensor is permuted to
+            channels-first for the attention module and back (timm's ConvNeXt MLP output).
     """
 
-    def __init__(self, owner: nn.Module, name: str, side: str, fold: Fold | None) -> None:
+    def __init__(
+        self, owner: nn.Module, name: str, side: str, fold: Fold | None, layout: str = "channels_first"
+    ) -> None:
         self.owner = owner
         self.name = name
         self.side = side
         self.fold = fold
+        self.layout = layout
 
     @property
     def attention(self) -> nn.Module:
@@ -62,6 +67,10 @@ class AttentionHook:
     def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any = None) -> Any:
         if self.side == "input":
             return (self.attention(args[0]), *args[1:])
+        if getattr(self, "layout", "channels_first") == "channels_last":
+            last = output.dim() - 1
+            attended = self.attention(output.permute(0, last, *range(1, last)))  # (N, C, H, W)
+            return attended.permute(0, *range(2, last + 1), 1)  # (N, H, W, C)
         return self.attention(output)
 
 

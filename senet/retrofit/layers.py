@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..models.base import ATTENTION_LABEL
+
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
 ACTIVATIONS = (
@@ -47,6 +49,32 @@ def downsamples(module: nn.Module) -> bool:
         return False
     stride = module.stride if module.stride is not None else module.kernel_size  # a pooling's default
     return any(s > 1 for s in ((stride,) if isinstance(stride, int) else stride))
+
+
+def folds_exactly(module: nn.Module) -> bool:
+    """Whether doubling ``module``'s weight and bias doubles its output exactly (``to_paper_gate``'s fold).
+
+    True for convolutions, ``Linear`` and affine norms, including a norm subclass that applies its own
+    activation (timm's ``BatchNormAct2d``) when every layer inside it is transparent or positively
+    homogeneous (ReLU: relu(2a) = 2 relu(a)); not after SiLU or GELU.
+    """
+    if not isinstance(module, CONVS + NORMS + (nn.Linear, nn.LayerNorm)) or getattr(module, "weight", None) is None:
+        return False
+    return all(isinstance(m, TRANSPARENT + HOMOGENEOUS) for m in _layers_inside(module))
+
+
+def applies_activation(module: nn.Module) -> bool:
+    """Whether a norm layer applies an activation itself (timm's ``BatchNormAct2d`` with ``apply_act``)."""
+    return isinstance(module, NORMS) and any(isinstance(m, ACTIVATIONS) for m in _layers_inside(module))
+
+
+def _layers_inside(module: nn.Module) -> list[nn.Module]:
+    """The layers inside ``module``, not counting attention modules retrofitted onto it (``bn.se``)."""
+    inside = []
+    for child in module.children():
+        if not hasattr(child, ATTENTION_LABEL):
+            inside += [child, *_layers_inside(child)]
+    return inside
 
 
 def is_3x3(module: nn.Module) -> bool:

@@ -26,13 +26,13 @@ from torch import nn
 from .gate import DoubledGate
 from .hooks import attention_hooks
 from .identity import first_layer
-from .layers import CONVS, NORMS
+from .layers import CONVS, folds_exactly
 
 
 def _check_fold(label: str, module: nn.Module, side: str) -> None:
     if side == "input" and isinstance(module, CONVS):
         return
-    if side == "output" and isinstance(module, CONVS + NORMS) and getattr(module, "weight", None) is not None:
+    if side == "output" and folds_exactly(module):
         return
     raise ValueError(f"{label}: {type(module).__name__} cannot take the factor 2 of the doubled gate exactly")
 

@@ -12,7 +12,8 @@ Places are of two kinds:
 * a convolution + normalisation *layer* (named by the norm's path, or the conv's), for networks
   without residual blocks (VGG-style): attention after the activation module that follows the norm
   (the SE paper's "after the non-linearity following each convolution"), or after the norm when no
-  activation module follows it alone.
+  activation module follows it alone; ``where`` can also name any convolution or norm layer called
+  once, for attention right after it (networks with neither kind of place: convolutions without norms).
 
 A placement whose point lies between module calls in a given block (an identity shortcut has no layer;
 a ReLU module shared by several calls cannot take a hook for one of them) is refused for that block.
@@ -27,8 +28,8 @@ from torch import nn
 
 from .._choices import PLACEMENTS
 from .._validation import did_you_mean
-from .graph import ConvNorm, ResidualBlock, Structure
-from .layers import CONVS, HOMOGENEOUS, channels_in, channels_out
+from .graph import FIRST, LAST, ConvNorm, ResidualBlock, Structure
+from .layers import CONVS, HOMOGENEOUS, channels_in, channels_out, folds_exactly, spatial_dims
 
 Where = str | Iterable[str] | Callable[[str, nn.Module], bool] | None
 
@@ -48,6 +49,8 @@ class Place:
         fold: (path, side) where ``to_paper_gate`` can put a doubled gate's factor 2, or ``None``.
         position: Where, in words.
         order: Forward-order position of the block's addition or the layer's norm.
+        layout: 'channels_first', or 'channels_last' where the hooked tensor is (N, H, W, C) (the hook
+            permutes around the attention module).
     """
 
     name: str
@@ -60,6 +63,7 @@ class Place:
     fold: tuple[str, str] | None
     position: str
     order: int
+    layout: str = "channels_first"
 
 
 def candidates(structure: Structure) -> tuple[dict[str, ResidualBlock], dict[str, ConvNorm], dict[str, str]]:
@@ -100,15 +104,41 @@ def choose(structure: Structure, model: nn.Module, where: Where) -> list[tuple[s
             elif key in layers:
                 chosen.append((key, layers[key]))
             else:
-                valid = [*blocks, *layers, *aliases]
-                raise ValueError(
-                    f"where: {name!r} is neither a residual block nor a conv/norm layer of "
-                    f"{type(model).__name__}{did_you_mean(name, valid)}"
-                )
+                chosen.append((key, _any_layer(structure, model, key, [*blocks, *layers, *aliases])))
         chosen = list(dict(chosen).items())  # in the order given, without repeats
     if not chosen:
         raise ValueError(f"where chose none of the {len(default)} places of {type(model).__name__}")
     return chosen
+
+
+def _any_layer(structure: Structure, model: nn.Module, name: str, valid: list[str]) -> ConvNorm:
+    """A conv or norm layer named in ``where`` that is not a default place: attention after its output.
+
+    Raises:
+        ValueError: If ``name`` is no such layer of ``model``, or the layer runs more than once.
+    """
+    try:
+        module = model.get_submodule(name)
+    except AttributeError:
+        module = None
+    channels = channels_out(module) if module is not None else None
+    if channels is None or name not in structure.layers:
+        known = [*valid, *(p for p in structure.layers if channels_out(model.get_submodule(p)) is not None)]
+        raise ValueError(
+            f"where: {name!r} is neither a residual block nor a conv/norm layer of "
+            f"{type(model).__name__}{did_you_mean(name, list(dict.fromkeys(known)))}"
+        )
+    if structure.calls[name] != 1:
+        raise ValueError(f"where: {name!r} runs {structure.calls[name]} times per forward; a hook on it would "
+                         "attend every call")  # fmt: skip
+    return ConvNorm(conv=name, norm=name, act=None, channels=channels, dims=spatial_dims(module),
+                    order=structure.layers[name])  # fmt: skip
+
+
+def conv_layers(structure: Structure, model: nn.Module) -> list[str]:
+    """The convolutions of ``model`` called once per forward, in forward order (what ``where`` can name)."""
+    paths = sorted(structure.layers, key=structure.layers.__getitem__)
+    return [p for p in paths if isinstance(model.get_submodule(p), CONVS) and structure.calls[p] == 1]
 
 
 def _module_path(name: str, candidate: ResidualBlock | ConvNorm) -> str:
@@ -124,6 +154,7 @@ def resolve(
             return f"{name} is a conv/norm layer; placement {placement!r} applies to residual blocks"
         target = candidate.act or candidate.norm
         homogeneous = candidate.act is None or isinstance(model.get_submodule(candidate.act), HOMOGENEOUS)
+        homogeneous = homogeneous and folds_exactly(model.get_submodule(candidate.norm))
         position = f"after {candidate.act} (the activation of {candidate.norm})" if candidate.act else f"after {name}"
         return Place(
             name, "layer", target, "output", target, candidate.channels, candidate.dims,
@@ -132,12 +163,16 @@ def resolve(
     b = candidate
     owner = b.host
 
-    def place(target: str, side: str, channels: int, fold: tuple[str, str] | None, position: str) -> Place:
-        return Place(name, "block", target, side, owner, channels, b.dims, fold, position, b.order)
+    def place(
+        target: str, side: str, channels: int, fold: tuple[str, str] | None, position: str, layout: str = FIRST
+    ) -> Place:
+        return Place(name, "block", target, side, owner, channels, b.dims, fold, position, b.order, layout)
 
     if placement == "standard":
-        return place(b.branch_end, "output", b.channels, (b.branch_end, "output"),
-                     f"residual branch, after {b.branch_end}, before the addition")  # fmt: skip
+        fold = (b.branch_fold, "output") if b.branch_fold else None
+        last = " (channels-last)" if b.branch_layout == LAST else ""
+        return place(b.branch_end, "output", b.channels, fold,
+                     f"residual branch, after {b.branch_end}{last}, before the addition", b.branch_layout)  # fmt: skip
     if placement == "pre":
         if b.branch_start is None:
             return f"{name}: its residual branch does not start with one layer fed the block's input alone"
@@ -160,7 +195,8 @@ def resolve(
     if b.after_3x3 is None:
         return f"{name}: no 3x3 convolution followed by a norm and an activation module called once"
     act, norm = b.after_3x3
-    fold = (norm, "output") if isinstance(model.get_submodule(act), HOMOGENEOUS) else None
+    homogeneous = act == norm or isinstance(model.get_submodule(act), HOMOGENEOUS)  # norm == act: it activates
+    fold = (norm, "output") if homogeneous and folds_exactly(model.get_submodule(norm)) else None
     return place(act, "output", channels_out(model.get_submodule(norm)), fold, f"after {act} (the 3x3 convolution's)")
 
 
@@ -203,14 +239,14 @@ def stage_labels(chosen: list[Place], structure: Structure) -> list[tuple[int, i
     """
     kinds = {p.kind for p in chosen}
     everything = sorted(
-        [*(structure.blocks if "block" in kinds else []), *(structure.conv_norms if "layer" in kinds else [])],
-        key=lambda c: c.order,
-    )
+        {*(b.order for b in structure.blocks if "block" in kinds),
+         *(c.order for c in structure.conv_norms if "layer" in kinds), *(p.order for p in chosen)}
+    )  # fmt: skip
     labels: dict[int, tuple[int, int]] = {}
     stage, block = (2 if kinds == {"block"} else 1), 0
-    for prev, c in zip([None, *everything[:-1]], everything, strict=True):
-        if prev is not None and any(prev.order < d <= c.order for d in structure.downsamples):
+    for prev, order in zip([None, *everything[:-1]], everything, strict=True):
+        if prev is not None and any(prev < d <= order for d in structure.downsamples):
             stage, block = stage + 1, 0
         block += 1
-        labels[c.order] = (stage, block)
+        labels[order] = (stage, block)
     return [labels[p.order] for p in chosen]

@@ -50,6 +50,8 @@ class RetrofitReport:
         macs_before: Multiply-adds before (``None`` if the model could not be profiled).
         macs_after: Multiply-adds after.
         macs_note: Why multiply-adds are missing ('' otherwise).
+        input_size_source: Where ``input_size`` came from: 'input_size argument' or
+            'model.default_input_size' ('' when there was none).
     """
 
     model: str
@@ -65,6 +67,7 @@ class RetrofitReport:
     macs_before: int | None
     macs_after: int | None
     macs_note: str = ""
+    input_size_source: str = ""
 
     @property
     def params_added(self) -> int:
@@ -96,8 +99,9 @@ class RetrofitReport:
         ]
         if self.macs_added is not None:
             size = "x".join(map(str, self.input_size or ()))
+            source = f" ({self.input_size_source})" if self.input_size_source else ""
             lines.append(
-                f"Multiply-adds at {size}: {self.macs_before:,} -> {self.macs_after:,} (+{self.macs_added:,}, "
+                f"Multiply-adds at {size}{source}: {self.macs_before:,} -> {self.macs_after:,} (+{self.macs_added:,}, "
                 f"+{100 * self.macs_added / max(self.macs_before, 1):.2f}%)."
             )
         else:
