@@ -29,17 +29,10 @@ from torch import nn
 
 from senet.cli.main import main
 from senet.data import load_dataset
+from senet.io import LATEST_FILE as LATEST
+from senet.io import checkpoint_name, is_complete, latest_checkpoint, list_checkpoints, read_safetensors
 from senet.train import checkpoint as ckpt_module
-from senet.train.checkpoint import (
-    LATEST,
-    checkpoint_name,
-    is_complete,
-    latest_checkpoint,
-    list_checkpoints,
-    read_safetensors,
-    read_state,
-    save_checkpoint,
-)
+from senet.train.checkpoint import read_state, save_checkpoint
 from senet.train.config import SaveInterval, parse_save_every
 
 QUICK = [

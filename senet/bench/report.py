@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._markdown import markdown_table
 from .harness import Ratio, Stats
 from .result import Check, SuiteResult, Table
 
@@ -40,11 +41,9 @@ def _number(x: float) -> str:
     return f"{x:.3g}" if x < 1 else f"{x:.2f}"
 
 
-def markdown_table(table: Table) -> str:
+def table_markdown(table: Table) -> str:
     """One table in markdown, with its title and note."""
-    lines = [f"#### {table.title}", "", "| " + " | ".join(table.columns) + " |",
-             "|" + "|".join(" --- " for _ in table.columns) + "|"]  # fmt: skip
-    lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+    lines = [f"#### {table.title}", "", markdown_table(table.columns, table.rows, [False] * len(table.columns))]
     if table.note:
         lines += ["", table.note]
     return "\n".join(lines)
@@ -64,9 +63,9 @@ def suite_markdown(suite: SuiteResult) -> str:
     parts = [f"### Suite `{suite.name}` ({suite.seconds:.0f} s{load})", "", suite.description, "",
              f"Configuration: {config}"]  # fmt: skip
     for table in suite.tables:
-        parts += ["", markdown_table(table)]
+        parts += ["", table_markdown(table)]
     if suite.checks:
-        parts += ["", markdown_table(checks_table(suite.checks))]
+        parts += ["", table_markdown(checks_table(suite.checks))]
     if suite.notes:
         parts += ["", *[f"- {note}" for note in suite.notes]]
     return "\n".join(parts)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..models import create_model
 from .datasets import CIFAR10_MEAN, CIFAR10_STD, load_dataset
 from .embedded_cifar10 import load_embedded_cifar10
 from .loaders import TensorLoader
@@ -92,8 +93,6 @@ def run(args: argparse.Namespace) -> dict:
 
 def time_training_step(model_name: str, loader: TensorLoader, steps: int) -> float:
     """Returns the median milliseconds of one SGD step of ``model_name`` on the loader's batches."""
-    from ..models import create_model
-
     model = create_model(model_name, num_classes=10).to(loader.device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     times = []

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..io import one_line
 from ._common import (
     ONNX_EXTRA_HINT,
     RTOL,
@@ -28,7 +29,6 @@ from ._common import (
     check_shapes,
     compare,
     export_mode,
-    first_line,
     input_shape,
     quiet_tracing,
     random_input,
@@ -136,7 +136,7 @@ def export_onnx(
             options.inter_op_num_threads = 1
             session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime's own error types
-            raise VerificationError(f"onnxruntime cannot load the exported file: {first_line(e)}") from None
+            raise VerificationError(f"onnxruntime cannot load the exported file: {one_line(e)}") from None
         run = lambda x: torch.from_numpy(session.run(None, {INPUT: x.numpy()})[0])
         shapes = check_shapes(shape, dynamic_batch, other_size=report.fixed_size_reason is None)
         report.checks = compare(model, run, shapes, rtol)
@@ -190,7 +190,7 @@ def _export_once(
                 output_names=[OUTPUT], dynamic_axes=dynamic_axes or None, do_constant_folding=True,
             )  # fmt: skip
         except (RuntimeError, TypeError, ValueError, torch.onnx.errors.OnnxExporterError) as e:
-            raise ExportError(f"torch.onnx.export failed: {first_line(e)}") from None
+            raise ExportError(f"torch.onnx.export failed: {one_line(e)}") from None
         finally:
             # torch 2.13's exporter switches its C++ log on and leaves it on (it tests the function
             # ``_jit_is_onnx_log_enabled`` for truth instead of calling it).

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from ..convert import OURS, convert_state_dict, detect_naming, get_naming, model_layout
+from ..io import read_state_dict
 from .hub import fetch, is_url
-from .reading import read_state_dict
 
 # Counters BatchNorm fills in itself; old checkpoints (PyTorch < 0.4.1) do not have them.
 _OPTIONAL_SUFFIX = ".num_batches_tracked"

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from ..io import MODEL_FILE, atomic_save_tensors, check_output_folder, replace_folder, safetensors_metadata
 from .api import retrofit
 from .report import RetrofitReport
 
@@ -56,13 +55,8 @@ def retrofit_checkpoint(
     """
     from ..models import create_model
     from ..models.registry import changed_options
-    from ..train.checkpoint import atomic_save_tensors
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out} is not empty; add --force to replace it")
+    out = check_output_folder(out, force)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"the folder {out.parent} does not exist")
     base = create_model(model, pretrained=weights)
@@ -76,34 +70,20 @@ def retrofit_checkpoint(
                      "identity_init": identity_init, "where": where},
         "source": {"file": info.file, "naming": info.naming, "tag": info.weights.tag if info.weights else None},
     }  # fmt: skip
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        atomic_save_tensors(built.state_dict(), staging / "model.safetensors",
-                            metadata={METADATA_KEY: json.dumps(record)})  # fmt: skip
+    with replace_folder(out) as staging:
+        atomic_save_tensors(built.state_dict(), staging / MODEL_FILE, metadata={METADATA_KEY: json.dumps(record)})
         (staging / "retrofit.json").write_text(json.dumps({**record, "report": report.to_dict()}, indent=1))
         (staging / "report.md").write_text(report.format("markdown") + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 
 def retrofit_record(path: str | os.PathLike) -> dict[str, Any] | None:
     """The retrofit record of a ``senet retrofit`` output (folder or its ``model.safetensors``), else ``None``."""
-    from safetensors import safe_open
-
     path = Path(path)
-    file = path / "model.safetensors" if path.is_dir() else path
+    file = path / MODEL_FILE if path.is_dir() else path
     if file.suffix != ".safetensors" or not file.is_file():
         return None
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except Exception:  # not a safetensors file: not ours
-        return None
+    metadata = safetensors_metadata(file) or {}  # None: not a safetensors file, so not ours
     return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
 
 
@@ -127,7 +107,7 @@ def load_retrofitted(path: str | os.PathLike, *, num_classes: int | None = None)
     args = record["retrofit"]
     model, _ = retrofit(model, args["attention"], reduction=args["reduction"], placement=args["placement"],
                         identity_init=args["identity_init"], where=args["where"], inplace=True)  # fmt: skip
-    file = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
+    file = Path(path) / MODEL_FILE if Path(path).is_dir() else Path(path)
     load_pretrained(model, file, source="ours")
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
