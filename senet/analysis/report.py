@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import check_output_folder
+from ..io import atomic_write_text, check_output_folder
 from .blocks import default_blocks
 from .figures import class_means_figure, distributions_figure, save_png
 from .measures import BlockMeasures, measure_block
@@ -133,10 +133,10 @@ def write_analysis(
     about["figure_blocks"] = chosen
     content = excitations_json(stats, about, class_means_file=apart)
     written["excitations.json"] = out / "excitations.json"
-    written["excitations.json"].write_text(json.dumps(content, allow_nan=False))
+    atomic_write_text(written["excitations.json"], json.dumps(content, allow_nan=False))
     for name, fig in (("fig6_class_means.png", fig6), ("fig7_distributions.png", fig7)):
         written[name] = out / name
         save_png(fig, written[name])
     written["summary.md"] = out / "summary.md"
-    written["summary.md"].write_text(summary_markdown(stats, measures, about))
+    atomic_write_text(written["summary.md"], summary_markdown(stats, measures, about))
     return written

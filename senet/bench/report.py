@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._markdown import markdown_table
+from ..io import atomic_write_text
 from .harness import Ratio, Stats
 from .result import Check, SuiteResult, Table
 
@@ -140,8 +141,8 @@ def write_record(out: str | os.PathLike, stem: str, record: dict[str, Any], mark
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
-    json_path.write_text(json.dumps(record, indent=1, default=_jsonable) + "\n")
-    md_path.write_text(markdown)
+    atomic_write_text(json_path, json.dumps(record, indent=1, default=_jsonable) + "\n")
+    atomic_write_text(md_path, markdown)
     return json_path, md_path
 
 

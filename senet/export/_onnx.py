@@ -123,7 +123,7 @@ def export_onnx(
         try:
             onnx.checker.check_model(proto)
         except Exception as e:  # onnx.checker.ValidationError and friends
-            raise ExportError(f"the exported graph is not valid ONNX: {str(e).splitlines()[0]}") from None
+            raise ExportError(f"the exported graph is not valid ONNX: {one_line(e)}") from None
         report.ops = dict(sorted(Counter(node.op_type for node in proto.graph.node).items()))
         check_squeeze(proto, model)
 
