@@ -3,9 +3,10 @@
 The floor every other part of senet stands on for file work: it imports only the standard library,
 torch, safetensors and numpy, and no other senet package.
 
-    >>> from senet.io import atomic_write_text, read_state_dict, find_weights
-    >>> atomic_write_text(run / "summary.json", text)        # the old file or the whole new one, never a part
+    >>> from senet.io import SUMMARY_FILE, atomic_write_text, find_weights, read_state_dict
+    >>> atomic_write_text(run_dir / SUMMARY_FILE, text)      # the old file or the whole new one, never a part
     >>> state = read_state_dict("checkpoint.pth")            # a crafted pickle is refused before it runs
+    >>> weights, run_dir = find_weights("runs/se_resnet20")   # final weights, else the newest checkpoint's
 """
 
 from .atomic import atomic_path, atomic_save_tensors, atomic_write_bytes, atomic_write_text, fsync_dir, fsync_file

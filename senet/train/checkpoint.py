@@ -1,11 +1,11 @@
 """Checkpoints: weights as safetensors, the rest (optimiser, scheduler, RNG, epoch) beside them.
 
 The layout of a run directory, and finding its checkpoints, is ``senet.io.layout``'s. A checkpoint
-is written into a hidden temporary directory (``.epoch_0003.XXXX``), each file flushed to disk, then
-renamed into place; only then is LATEST replaced (write-then-``os.replace``), and only then are old
-checkpoints pruned (the newest K are kept, never the one just written). So a crash at any moment leaves
-every visible checkpoint directory complete and LATEST naming one of them; a temporary directory left
-by a crash is ignored, and removed by the next save.
+is written into a hidden staging directory (``.epoch_0003.XXXX``, ``senet.io.replace_folder``), each file
+flushed to disk, then renamed into place; only then is LATEST replaced (``senet.io.atomic_write_text``:
+write-then-``os.replace``), and only then are old checkpoints pruned (the newest K are kept, never the
+one just written). So a crash at any moment leaves every visible checkpoint directory complete and LATEST
+naming one of them; a temporary directory left by a crash is ignored, and removed by the next save.
 
 Nothing read back can run code: the weights are safetensors, and ``state.pt`` holds tensors and plain
 Python values only, read with ``torch.load(weights_only=True)``; a crafted ``state.pt`` is refused
