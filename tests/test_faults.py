@@ -29,17 +29,11 @@ from torch import nn
 
 from senet.cli.main import main
 from senet.data import load_dataset
+from senet.io import LATEST_FILE as LATEST
+from senet.io import checkpoint_name, is_complete, latest_checkpoint, list_checkpoints, read_safetensors
+from senet.io import folder as staging_module
 from senet.train import checkpoint as ckpt_module
-from senet.train.checkpoint import (
-    LATEST,
-    checkpoint_name,
-    is_complete,
-    latest_checkpoint,
-    list_checkpoints,
-    read_safetensors,
-    read_state,
-    save_checkpoint,
-)
+from senet.train.checkpoint import read_state, save_checkpoint
 from senet.train.config import SaveInterval, parse_save_every
 
 QUICK = [
@@ -336,7 +330,7 @@ def _fail_on_save(monkeypatch, run: Path, nth: int, error: OSError, where: str) 
     """Makes the ``nth`` checkpoint write of ``run`` fail with ``error`` in ``where`` ('weights': after part
     of the file, as a full disk does; 'folder': making its directory; 'state': the optimiser's file), and
     records the checkpoints on disk at that moment."""
-    owner, name = {"weights": (ckpt_module, "save_file"), "folder": (ckpt_module.tempfile, "mkdtemp"),
+    owner, name = {"weights": (ckpt_module, "save_file"), "folder": (staging_module.tempfile, "mkdtemp"),
                    "state": (ckpt_module.torch, "save")}[where]  # fmt: skip
     real, seen = getattr(owner, name), {"saves": 0}
 

@@ -16,9 +16,10 @@ from torch import nn
 import senet.train.run as run_module
 from senet.cli.main import main
 from senet.data import load_dataset
+from senet.io import latest_checkpoint
 from senet.models import create_model
 from senet.train import checkpoint as ckpt_module
-from senet.train.checkpoint import latest_checkpoint, unwrap
+from senet.train.checkpoint import unwrap
 from senet.train.engine import train_one_epoch
 from senet.train.optim import build_optimizer, lr_multiplier, param_groups
 

@@ -364,4 +364,4 @@ def test_truncated_weights_and_a_corrupt_checkpoint_are_one_line(tmp_path, train
     state.write_bytes(state.read_bytes()[:500])
     capsys.readouterr()
     code = main(["train", "--model", "cifar_resnet20", *QUICK, "--epochs", "3", "--out", str(ckpt), "--resume"])
-    _one_line_error(capsys, code, "epoch_0002/state.pt cannot be read", "LATEST")
+    _one_line_error(capsys, code, "epoch_0002/state.pt is not a readable PyTorch checkpoint", "LATEST")

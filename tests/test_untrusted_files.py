@@ -34,8 +34,9 @@ from senet.data import CorruptImageError, ImageFolder, RandomResizedCropFlip, re
 from senet.data.cache import UnsafeArchiveError, extract_archive
 from senet.data.download import ChecksumError, download_file
 from senet.data.embedded_cifar10 import decode_image_archive
+from senet.io import latest_checkpoint
 from senet.pretrained import UnsafeCheckpointError, load_pretrained, read_state_dict
-from senet.train.checkpoint import latest_checkpoint, load_checkpoint, read_state
+from senet.train.checkpoint import load_checkpoint, read_state
 
 # ---------------------------------------------------------------------------------------------------------
 # Crafted checkpoints

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io import atomic_write_text, check_output_folder
 from .blocks import default_blocks
 from .figures import class_means_figure, distributions_figure, save_png
 from .measures import BlockMeasures, measure_block
@@ -71,7 +72,10 @@ def summary_markdown(stats: Excitations, measures: Sequence[BlockMeasures], abou
 
 def excitations_json(stats: Excitations, about: dict[str, Any], *, class_means_file: str | None) -> dict[str, Any]:
     """The content of ``excitations.json`` (per-class means inline unless ``class_means_file`` holds them)."""
-    blocks = {label: b.to_dict(class_means=class_means_file is None) for label, b in stats.blocks.items()}
+    blocks = {
+        label: b.to_dict(measures=measure_block(b).to_dict(), class_means=class_means_file is None)
+        for label, b in stats.blocks.items()
+    }
     if class_means_file is not None:
         for entry in blocks.values():
             entry["class_means"] = class_means_file
@@ -84,13 +88,8 @@ def check_out(out: str | os.PathLike, *, force: bool) -> Path:
     Raises:
         FileExistsError: If ``out`` is a file, or a non-empty folder without ``force``.
     """
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file; name a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"--out {out} exists and is not empty; choose another folder, or --force to write "
-                              "into it (files of the same name are replaced)")  # fmt: skip
-    return out
+    replaced = "to write into it (files of the same name are replaced)"
+    return check_output_folder(out, force, label="--out ", force_does=replaced)
 
 
 def write_analysis(
@@ -134,10 +133,10 @@ def write_analysis(
     about["figure_blocks"] = chosen
     content = excitations_json(stats, about, class_means_file=apart)
     written["excitations.json"] = out / "excitations.json"
-    written["excitations.json"].write_text(json.dumps(content, allow_nan=False))
+    atomic_write_text(written["excitations.json"], json.dumps(content, allow_nan=False))
     for name, fig in (("fig6_class_means.png", fig6), ("fig7_distributions.png", fig7)):
         written[name] = out / name
         save_png(fig, written[name])
     written["summary.md"] = out / "summary.md"
-    written["summary.md"].write_text(summary_markdown(stats, measures, about))
+    atomic_write_text(written["summary.md"], summary_markdown(stats, measures, about))
     return written

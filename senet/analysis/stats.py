@@ -88,13 +88,14 @@ class BlockExcitations:
             centred = self.class_sumsq - self.class_sum**2 / n  # sum of squared deviations
             return np.where(n >= 2, np.maximum(centred, 0.0) / (n - 1), np.nan)
 
-    def to_dict(self, *, class_means: bool = True) -> dict[str, Any]:
+    def to_dict(self, *, measures: dict[str, Any], class_means: bool = True) -> dict[str, Any]:
         """Plain JSON values: the sums' summaries, the means (rounded to 6 decimals) and the histogram.
 
         Args:
+            measures: The block's measures as plain values (``measure_block(block).to_dict()``, which
+                ``senet.analysis.measures`` computes from this block: this module stays below that one).
             class_means: Include the (K, C) per-class means (large for 1000 classes).
         """
-        from .measures import measure_block
 
         def rounded(a: np.ndarray) -> list:
             return [None if not np.isfinite(v) else round(float(v), 6) for v in a]
@@ -106,7 +107,7 @@ class BlockExcitations:
             "channels": self.channels,
             "images": self.images,
             "class_count": self.class_count.tolist(),
-            "measures": measure_block(self).to_dict(),
+            "measures": measures,
             "mean": rounded(self.mean),
             "histogram": {
                 "range": list(self.value_range),

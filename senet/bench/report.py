@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._markdown import markdown_table
+from ..io import atomic_write_text
 from .harness import Ratio, Stats
 from .result import Check, SuiteResult, Table
 
@@ -40,11 +42,9 @@ def _number(x: float) -> str:
     return f"{x:.3g}" if x < 1 else f"{x:.2f}"
 
 
-def markdown_table(table: Table) -> str:
+def table_markdown(table: Table) -> str:
     """One table in markdown, with its title and note."""
-    lines = [f"#### {table.title}", "", "| " + " | ".join(table.columns) + " |",
-             "|" + "|".join(" --- " for _ in table.columns) + "|"]  # fmt: skip
-    lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+    lines = [f"#### {table.title}", "", markdown_table(table.columns, table.rows, [False] * len(table.columns))]
     if table.note:
         lines += ["", table.note]
     return "\n".join(lines)
@@ -64,9 +64,9 @@ def suite_markdown(suite: SuiteResult) -> str:
     parts = [f"### Suite `{suite.name}` ({suite.seconds:.0f} s{load})", "", suite.description, "",
              f"Configuration: {config}"]  # fmt: skip
     for table in suite.tables:
-        parts += ["", markdown_table(table)]
+        parts += ["", table_markdown(table)]
     if suite.checks:
-        parts += ["", markdown_table(checks_table(suite.checks))]
+        parts += ["", table_markdown(checks_table(suite.checks))]
     if suite.notes:
         parts += ["", *[f"- {note}" for note in suite.notes]]
     return "\n".join(parts)
@@ -141,8 +141,8 @@ def write_record(out: str | os.PathLike, stem: str, record: dict[str, Any], mark
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
-    json_path.write_text(json.dumps(record, indent=1, default=_jsonable) + "\n")
-    md_path.write_text(markdown)
+    atomic_write_text(json_path, json.dumps(record, indent=1, default=_jsonable) + "\n")
+    atomic_write_text(md_path, markdown)
     return json_path, md_path
 
 

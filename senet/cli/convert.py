@@ -34,20 +34,16 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from ..convert import OURS, convert_state_dict, naming_options
+    from ..io import atomic_save_tensors, check_output_file, read_state_dict
     from ..models.registry import canonical_model_name, get_model_entry
     from ..pretrained.loading import checkpoint_naming
     from ..pretrained.provenance import senet_record
-    from ..pretrained.reading import read_state_dict
-    from ..train.checkpoint import atomic_save_tensors
 
     name = get_model_entry(canonical_model_name(args.model)).name
     out = args.output
     if out.suffix != ".safetensors":
         raise ValueError(f"{out}: the output is written as safetensors; name it *.safetensors")
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; add --force to replace it")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"the output folder {out.parent} does not exist")
+    check_output_file(out, args.force)
     if out.exists() and args.input.exists() and out.resolve() == args.input.resolve():
         raise ValueError("the output would replace the input; choose another output file")
     state = read_state_dict(args.input)

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.test_subset is not None and args.test_subset < 0:
         raise ValueError(f"--test-subset must be positive (or 0 for all), got {args.test_subset}")
     from ..factory import is_recorded_source, load_model, read_run_config
-    from ..train.run import evaluate_checkpoint, find_weights, resolve_device
+    from ..io import find_weights
+    from ..train.run import evaluate_checkpoint, resolve_device
 
     run_dir = None
     if not isinstance(source, bool) and is_recorded_source(source):

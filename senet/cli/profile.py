@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,13 +78,9 @@ def _out(args: argparse.Namespace) -> Path | None:
     """The output file, checked before any work: its folder exists, and it does not (unless --force)."""
     if args.out is None:
         return None
-    if args.out.is_dir():
-        raise IsADirectoryError(f"--out {args.out} is a folder; give a file name")
-    if not args.out.parent.is_dir():
-        raise FileNotFoundError(f"--out {args.out}: the folder {args.out.parent} does not exist")
-    if args.out.exists() and not args.force:
-        raise FileExistsError(f"--out {args.out} exists; add --force to replace it")
-    return args.out
+    from ..io import check_output_file
+
+    return check_output_file(args.out, args.force, label="--out ")
 
 
 def _command(args: argparse.Namespace) -> ProfileCommand:
@@ -126,20 +121,9 @@ def _command(args: argparse.Namespace) -> ProfileCommand:
     )
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same folder: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # created like any file (the umask applies)
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     """Runs ``senet profile``; returns the exit code."""
+    from ..io import atomic_write_text, one_line
     from ..profiler.paper import compare_with_paper, format_comparison
     from ..profiler.zoo import profile_model
 
@@ -155,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             if command.input_size is None:
                 raise
             shape = "x".join(map(str, command.input_size))
-            raise ValueError(f"{command.model} cannot take a {shape} input: {str(e).splitlines()[0]}") from None
+            raise ValueError(f"{command.model} cannot take a {shape} input: {one_line(e)}") from None
         se_options = [f"--{k.replace('_', '-')}" for k in ("reduction", "se_stages", "se_placement") if k in options]
         if se_options and not report.attention_modules():
             options_given = ", ".join(se_options)
@@ -166,6 +150,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if command.out.exists() and not command.force:  # appeared while profiling
         raise FileExistsError(f"--out {command.out} exists; add --force to replace it")
-    _write_atomically(command.out, text + "\n")
+    atomic_write_text(command.out, text + "\n")
     print(f"wrote {command.out}")
     return 0

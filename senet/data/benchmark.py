@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..io import atomic_write_text
 from ..models import create_model
 from .datasets import CIFAR10_MEAN, CIFAR10_STD, load_dataset
 from .embedded_cifar10 import load_embedded_cifar10
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(record, indent=2, default=str)
     print(text)
     if args.out:
-        args.out.write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
     return 0
 
 

@@ -19,11 +19,12 @@ import importlib
 import os
 import shutil
 import tarfile
-import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+
+from ..io import replace_folder
 
 
 def cache_dir() -> Path:
@@ -61,22 +62,10 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
+    with replace_folder(path, keep_existing=True, suffix=".tmp") as tmp:
         for name, array in arrays.items():
             with open(tmp / f"{name}.npy", "wb") as f:
                 np.save(f, array, allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if not path.is_dir():
-                raise
-            shutil.rmtree(tmp)  # another process won the race; its folder is as good as ours
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
@@ -170,9 +159,8 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
     if dest.exists():
         raise FileExistsError(f"{dest} exists already; extract into a new folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
     try:
-        with tarfile.open(archive) as tf:
+        with replace_folder(dest, keep_existing=True, flush=False, suffix=".tmp") as tmp, tarfile.open(archive) as tf:
             members = tf.getmembers()  # reads the whole archive: a truncated one fails here
             for member in members:
                 check_tar_member(member, archive)
@@ -181,9 +169,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
                 tf.extractall(tmp, members=members, filter="data")
             else:  # Python < 3.11.4: the checks above did the filter's work; write contents only
                 _extract_plain(tf, members, tmp)
-        os.rename(tmp, dest)
     except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         if is_damaged_archive_error(e):
             raise ValueError(f"{archive} is truncated or not a tar archive ({e}); delete it and get it again") from None
         raise

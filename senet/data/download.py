@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from ..io import atomic_path
 
 
 class ChecksumError(ValueError):
@@ -51,13 +52,12 @@ def download_file(
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     digests = {"MD5": hashlib.md5(usedforsecurity=False), "SHA-256": hashlib.sha256()}
     expected = {"MD5": md5, "SHA-256": sha256}
     received, size = 0, None
-    try:
+    with atomic_path(dest, suffix=".part") as tmp:  # takes the name ``dest`` only once its checksum is right
         try:
-            with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
+            with open(tmp, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
                 size = int(response.headers.get("Content-Length") or 0) or None
                 with tqdm(
                     total=size, desc=f"downloading {dest.name}", unit="B", unit_scale=True, disable=not progress
@@ -84,8 +84,4 @@ def download_file(
                     f"{url} has {name} {got}, expected {want}{'...' if len(want) < len(got) else ''}: the "
                     "download is corrupt or not the published file, and was deleted; try again or use another mirror"
                 )
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest

@@ -15,9 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..io import atomic_write_text
 from ..models.registry import get_model_entry
 from ..train import distributed as dist
-from ..train.checkpoint import atomic_write_text
 from ..train.config import TrainConfig
 from ..train.interrupt import resume_command
 from ..train.run import build_model

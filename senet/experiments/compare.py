@@ -18,9 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..io import CONFIG_FILE, MODEL_FILE, atomic_write_text
 from ..models.registry import get_model_entry
 from ..train import distributed as dist
-from ..train.checkpoint import atomic_write_text, load_weights
+from ..train.checkpoint import load_weights
 from ..train.config import TrainConfig
 from ..train.interrupt import resume_command
 from ..train.run import build_model, finished_run_record, fit, resolve_device
@@ -120,7 +121,7 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
                 runs[name].append(finished[0])
                 models[name] = finished[1]
                 continue
-            if cfg.resume and not (Path(cfg.out) / "config.json").is_file():
+            if cfg.resume and not (Path(cfg.out) / CONFIG_FILE).is_file():
                 cfg = dataclasses.replace(cfg, resume=False)  # this twin had not started
             with resumable_by(resume_command(["compare", "--model", base.model, "--out", str(out), "--resume"]),
                               f"run {index}/{len(order)} ({Path(cfg.out).name})"):  # fmt: skip
@@ -167,7 +168,7 @@ def _finished_run(cfg: TrainConfig) -> tuple[dict[str, Any], nn.Module] | None:
     summary = record["summary"]
     stored = TrainConfig.from_dict(summary["config"])
     model = build_model(stored, len(summary["classes"]))
-    load_weights(model, Path(cfg.out) / "model.safetensors")
+    load_weights(model, Path(cfg.out) / MODEL_FILE)
     return record, model
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..factory import MODEL_OPTIONS
+from ..io import CONFIG_FILE, atomic_write_text
 from ..train import distributed as dist
-from ..train.checkpoint import atomic_write_text
 from ..train.config import RESUMABLE_OPTIONS, TrainConfig
 from ..train.interrupt import TrainingStopped
 from ..train.run import finished_run_record, fit
@@ -226,7 +226,7 @@ def run_grid(
                 print(f"{tag}: had finished, kept ({run})", flush=True)
             results[setting.name].append(kept)
         else:
-            if cfg.resume and not (run / "config.json").is_file():
+            if cfg.resume and not (run / CONFIG_FILE).is_file():
                 cfg = dataclasses.replace(cfg, resume=False)  # this run had not started
             if main:
                 print(f"{tag}: {'resuming' if cfg.resume else 'training'} in {run}", flush=True)

@@ -19,8 +19,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..io import atomic_write_text
 from ..train import distributed as dist
-from ..train.checkpoint import atomic_write_text
 from ..train.config import TrainConfig
 from ..train.interrupt import resume_command
 from ..train.recipes import CIFAR_DATASETS

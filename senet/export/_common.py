@@ -6,8 +6,6 @@ import contextlib
 import copy
 import math
 import numbers
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +15,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ..io import atomic_path, check_output_file, one_line
 
 # Outputs of the exported file and of eager PyTorch agree to this relative error (see ``relative_error``).
 # Both run float32, but with different kernels (onnxruntime's MLAS or TorchScript's fused graph vs eager
@@ -40,6 +40,7 @@ class MissingDependencyError(ImportError):
 
 
 ONNX_EXTRA_HINT = "pip install 'senet[onnx]'"
+_FORCE = "--force (force=True)"  # how the messages name replacing a file: the CLI's option, the library's argument
 
 
 @dataclass(frozen=True)
@@ -216,21 +217,15 @@ def quiet_tracing() -> Iterator[None]:
 
 
 def check_out(path: Path, force: bool) -> Path:
-    """The output file, checked before any work.
+    """The output file, checked before any work (``senet.io.check_output_file``; the library's callers
+    replace a file with ``force=True``).
 
     Raises:
         IsADirectoryError: If it is a folder.
         FileNotFoundError: If its folder does not exist.
         FileExistsError: If it exists and ``force`` is not set.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; add --force (force=True) to replace it")
-    return path
+    return check_output_file(path, force, force_option=_FORCE)
 
 
 def write_verified(path: Path, force: bool, write: Callable[[Path], None], verify: Callable[[Path], None]) -> None:
@@ -238,25 +233,11 @@ def write_verified(path: Path, force: bool, write: Callable[[Path], None], verif
 
     A failed export or verification leaves no file at ``path`` (and an existing one untouched).
     """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
         verify(tmp)
         if path.exists() and not force:  # appeared while exporting
-            raise FileExistsError(f"{path} exists; add --force (force=True) to replace it")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+            raise FileExistsError(f"{path} exists; add {_FORCE} to replace it")
 
 
 def random_input(shape: Sequence[int], seed: int = 0) -> torch.Tensor:
@@ -323,7 +304,7 @@ def compare(
             ours = run(x)
         except Exception as e:  # onnxruntime / TorchScript raise their own types
             size = "x".join(map(str, shape))
-            raise VerificationError(f"the exported file fails on a {size} input: {first_line(e)}") from None
+            raise VerificationError(f"the exported file fails on a {size} input: {one_line(e)}") from None
         abs_err, rel_err = relative_error(ours, ref)
         check = Check(tuple(shape), abs_err, rel_err)
         if not rel_err <= rtol:
@@ -351,17 +332,6 @@ def _conditioning(model: nn.Module, x: torch.Tensor, ref: torch.Tensor, rtol: fl
         f"; PyTorch's own float32 output is {own:.3g} from float64 here, so the network amplifies rounding "
         "at these weights: allow more (rtol / --rtol)"
     )
-
-
-def first_line(error: BaseException) -> str:
-    """An error's message as one line, without the exporter's boilerplate (its type's name when empty)."""
-    text = str(error).strip()
-    if not text:
-        return type(error).__name__
-    line = text.splitlines()[0]
-    for tail in (" Please feel free to request support", "  [Caused by", " [Caused by"):
-        line = line.split(tail)[0]
-    return line.strip()
 
 
 def timer() -> Callable[[], float]:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..io import one_line
 from ..layers import SqueezeExcite
 from ._common import (
     ONNX_EXTRA_HINT,
@@ -29,7 +30,6 @@ from ._common import (
     check_shapes,
     compare,
     export_mode,
-    first_line,
     input_shape,
     quiet_tracing,
     random_input,
@@ -124,7 +124,7 @@ def export_onnx(
         try:
             onnx.checker.check_model(proto)
         except Exception as e:  # onnx.checker.ValidationError and friends
-            raise ExportError(f"the exported graph is not valid ONNX: {str(e).splitlines()[0]}") from None
+            raise ExportError(f"the exported graph is not valid ONNX: {one_line(e)}") from None
         report.ops = dict(sorted(Counter(node.op_type for node in proto.graph.node).items()))
         check_squeeze(proto, model)
 
@@ -137,7 +137,7 @@ def export_onnx(
             options.inter_op_num_threads = 1
             session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime's own error types
-            raise VerificationError(f"onnxruntime cannot load the exported file: {first_line(e)}") from None
+            raise VerificationError(f"onnxruntime cannot load the exported file: {one_line(e)}") from None
         run = lambda x: torch.from_numpy(session.run(None, {INPUT: x.numpy()})[0])
         shapes = check_shapes(shape, dynamic_batch, other_size=report.fixed_size_reason is None)
         report.checks = compare(model, run, shapes, rtol)
@@ -191,7 +191,7 @@ def _export_once(
                 output_names=[OUTPUT], dynamic_axes=dynamic_axes or None, do_constant_folding=True,
             )  # fmt: skip
         except (RuntimeError, TypeError, ValueError, torch.onnx.errors.OnnxExporterError) as e:
-            raise ExportError(f"torch.onnx.export failed: {first_line(e)}") from None
+            raise ExportError(f"torch.onnx.export failed: {one_line(e)}") from None
         finally:
             # torch 2.13's exporter switches its C++ log on and leaves it on (it tests the function
             # ``_jit_is_onnx_log_enabled`` for truth instead of calling it).

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..io import one_line
 from ._common import (
     RTOL,
     ExportError,
@@ -18,7 +19,6 @@ from ._common import (
     check_shapes,
     compare,
     export_mode,
-    first_line,
     input_shape,
     quiet_tracing,
     random_input,
@@ -83,7 +83,7 @@ def export_torchscript(
             try:
                 traced = torch.jit.trace(model, (x,), check_trace=False)
             except (RuntimeError, TypeError, ValueError) as e:
-                raise ExportError(f"torch.jit.trace failed: {first_line(e)}") from None
+                raise ExportError(f"torch.jit.trace failed: {one_line(e)}") from None
             torch.jit.save(traced, str(tmp))  # the trace shares the model's tensors: saved as traced
         report.fast_path_fallback = switched
 
@@ -95,7 +95,7 @@ def export_torchscript(
             with quiet_tracing():
                 loaded = torch.jit.load(str(tmp), map_location=device).eval()
         except RuntimeError as e:
-            raise VerificationError(f"the TorchScript file cannot be reloaded: {first_line(e)}") from None
+            raise VerificationError(f"the TorchScript file cannot be reloaded: {one_line(e)}") from None
 
         def run(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():

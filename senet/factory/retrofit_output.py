@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
-from ..io import atomic_save_tensors
+from ..io import MODEL_FILE, atomic_save_tensors, check_output_folder, replace_folder
 from ..models.registry import changed_options
 from ..retrofit.api import retrofit
 from ..retrofit.report import RetrofitReport
@@ -49,11 +46,7 @@ def retrofit_checkpoint(
         FileExistsError: If ``out`` holds files and ``force`` is not set (nothing is written).
         ValueError: From loading or retrofitting (one line).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out} is not empty; add --force to replace it")
+    out = check_output_folder(out, force)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"the folder {out.parent} does not exist")
     base = load_model(weights, model=model).train()
@@ -69,16 +62,8 @@ def retrofit_checkpoint(
         "classes": list(info.classes) if info.classes else None,
         "preprocessing": info.preprocessing,
     }  # fmt: skip
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        atomic_save_tensors(built.state_dict(), staging / "model.safetensors",
-                            metadata={METADATA_KEY: json.dumps(record)})  # fmt: skip
+    with replace_folder(out) as staging:
+        atomic_save_tensors(built.state_dict(), staging / MODEL_FILE, metadata={METADATA_KEY: json.dumps(record)})
         (staging / "retrofit.json").write_text(json.dumps({**record, "report": report.to_dict()}, indent=1))
         (staging / "report.md").write_text(report.format("markdown") + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report

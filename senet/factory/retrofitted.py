@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from safetensors import safe_open
 from torch import nn
 
+from ..io import MODEL_FILE, safetensors_metadata
 from ..models import create_model
 from ..pretrained import load_pretrained
 from ..retrofit.api import retrofit
@@ -26,7 +26,7 @@ METADATA_KEY = "senet_retrofit"
 def retrofit_file(path: str | os.PathLike) -> Path:
     """The weights file of a ``senet retrofit`` output given as its folder or the file itself."""
     path = Path(path).expanduser()
-    return path / "model.safetensors" if path.is_dir() else path
+    return path / MODEL_FILE if path.is_dir() else path
 
 
 def retrofit_record(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -34,11 +34,7 @@ def retrofit_record(path: str | os.PathLike) -> dict[str, Any] | None:
     file = retrofit_file(path)
     if file.suffix != ".safetensors" or not file.is_file():
         return None
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except Exception:  # not a safetensors file: not ours
-        return None
+    metadata = safetensors_metadata(file) or {}  # None: not a safetensors file, so not ours
     return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
 
 

@@ -7,11 +7,11 @@
     >>> report.missing, report.unexpected, report.mismatched
 """
 
+from ..io import UnsafeCheckpointError, read_state_dict
 from .evaluate import evaluate_imagenet_folder, imagenet_classes, imagenet_folder_classes
 from .factory import PretrainedInfo, create_pretrained, data_config, resolve_checkpoint
 from .hub import fetch, pretrained_dir
 from .loading import LoadReport, load_pretrained
-from .reading import UnsafeCheckpointError, read_state_dict
 from .table import PRETRAINED, Preprocessing, PretrainedWeights, get_pretrained, list_pretrained
 
 __all__ = [

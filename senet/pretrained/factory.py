@@ -18,10 +18,10 @@ from typing import Any
 from torch import nn
 
 from ..convert import OURS
+from ..io import read_state_dict
 from .hub import fetch, is_url
 from .loading import LoadReport, checkpoint_naming, load_pretrained
 from .provenance import SenetRecord, senet_record
-from .reading import read_state_dict
 from .table import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, PretrainedWeights, get_pretrained, list_pretrained
 
 # What a CIFAR network of the zoo is trained on by `senet train` (CIFAR-10's statistics).

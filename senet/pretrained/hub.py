@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from ..data.cache import cache_dir, file_digest
 from ..data.download import ChecksumError, download_file
+from ..io import atomic_write_text
 from .table import PretrainedWeights
 
 URL_SCHEMES = ("http", "https", "file")
@@ -93,4 +94,4 @@ def _verify_placed(path: Path, sha256: str | None) -> None:
             f"{path} has SHA-256 {digest}, expected {sha256}...: it is not the published file; delete it "
             "(it is downloaded again) or replace it with the published one"
         )
-    stamp.write_text(digest + "\n")
+    atomic_write_text(stamp, digest + "\n")

@@ -40,9 +40,9 @@ from ..convert import (
     naming_options,
     strip_prefixes,
 )
+from ..io import read_state_dict
 from .hub import fetch, is_url
 from .provenance import SenetRecord, senet_record
-from .reading import read_state_dict
 
 # Counters BatchNorm fills in itself; old checkpoints (PyTorch < 0.4.1) do not have them.
 _OPTIONAL_SUFFIX = ".num_batches_tracked"

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._markdown import markdown_table
 from ..models.registry import list_models
-from .render import check_format, csv_table, markdown_table, text_table, to_json
+from .render import check_format, csv_table, text_table, to_json
 from .zoo import build_model, count_parameters, profile_model
 
 TABLE2 = "Table 2: ImageNet networks, GFLOPs (multiply-adds)"

@@ -59,17 +59,6 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Seq
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] | None = None) -> str:
-    """Renders a GitHub markdown table (numbers right-aligned, ``|`` in cells escaped)."""
-    right = list(right) if right is not None else [False] + [True] * (len(headers) - 1)
-
-    def line(row: Sequence[Any]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
-
-    rule = "|" + "|".join("---:" if r else "---" for r in right) + "|"
-    return "\n".join([line(headers), rule] + [line(r) for r in rows])
-
-
 def csv_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Renders comma-separated values with a header line."""
     buffer = io.StringIO()

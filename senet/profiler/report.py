@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .render import check_format, csv_table, markdown_table, si, size, text_table, to_json
+from .._markdown import markdown_table
+from .render import check_format, csv_table, si, size, text_table, to_json
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections import Counter
 
 from torch import fx, nn
 
+from ..io import one_line
 from .graph import ConvNorm, GraphReader, ResidualBlock, Structure
 from .layers import NORMS, downsamples
 from .tracer import trace
@@ -27,7 +28,8 @@ def _is_leaf(module: nn.Module) -> bool:
 
 
 def _trace_error(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    reason = one_line(exc)  # the type's name alone when the error has no message
+    return reason if reason == type(exc).__name__ else f"{type(exc).__name__}: {reason}"
 
 
 class _Collector:

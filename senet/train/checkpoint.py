@@ -1,20 +1,11 @@
 """Checkpoints: weights as safetensors, the rest (optimiser, scheduler, RNG, epoch) beside them.
 
-Layout of a run directory::
-
-    run/
-      config.json                          the full run configuration
-      checkpoints/epoch_0003/              the end of epoch 3: model.safetensors, state.pt, meta.json
-      checkpoints/epoch_0003_step_000120/  120 steps into epoch 4 (``--save-every``): the same three files
-      checkpoints/LATEST                   the name of the newest complete checkpoint
-      model.safetensors                    the final weights
-
-Names sort in training order (``epoch_0003`` < ``epoch_0003_step_000120`` < ``epoch_0004``). A checkpoint
-is written into a hidden temporary directory (``.epoch_0003.XXXX``), each file flushed to disk, then
-renamed into place; only then is LATEST replaced (write-then-``os.replace``), and only then are old
-checkpoints pruned (the newest K are kept, never the one just written). So a crash at any moment leaves
-every visible checkpoint directory complete and LATEST naming one of them; a temporary directory left
-by a crash is ignored, and removed by the next save.
+The layout of a run directory, and finding its checkpoints, is ``senet.io.layout``'s. A checkpoint
+is written into a hidden staging directory (``.epoch_0003.XXXX``, ``senet.io.replace_folder``), each file
+flushed to disk, then renamed into place; only then is LATEST replaced (``senet.io.atomic_write_text``:
+write-then-``os.replace``), and only then are old checkpoints pruned (the newest K are kept, never the
+one just written). So a crash at any moment leaves every visible checkpoint directory complete and LATEST
+naming one of them; a temporary directory left by a crash is ignored, and removed by the next save.
 
 Nothing read back can run code: the weights are safetensors, and ``state.pt`` holds tensors and plain
 Python values only, read with ``torch.load(weights_only=True)``; a crafted ``state.pt`` is refused
@@ -23,62 +14,36 @@ before its payload runs (:func:`read_state`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pickle
 import random
-import re
 import shutil
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from ..io import (
+    CHECKPOINTS_DIR,
+    LATEST_FILE,
+    META_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    UnsafeCheckpointError,
+    atomic_save_tensors,
+    atomic_write_text,
+    checkpoint_name,
+    latest_checkpoint,
+    list_checkpoints,
+    one_line,
+    read_safetensors,
+    replace_folder,
+    safe_torch_load,
+)
 from .interrupt import injected_pause_in_save
-
-LATEST = "LATEST"
-CHECKPOINT_FILES = ("model.safetensors", "state.pt", "meta.json")
-_NAME = re.compile(r"epoch_(\d{4,})(?:_step_(\d{6,}))?")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and ``os.replace`` (atomic on POSIX)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flushes a directory's entries (a rename is then on disk, not only in the page cache)."""
-    with contextlib.suppress(OSError):  # some file systems cannot open or sync a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -98,45 +63,8 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Saves the model's weights as safetensors, atomically."""
+    """Saves the model's weights as safetensors, atomically (``senet.io.atomic_save_tensors``)."""
     atomic_save_tensors(unwrap(model).state_dict(), path, metadata)
-
-
-def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Saves ``{name: tensor}`` as a safetensors file through a temporary file and ``os.replace``: the file
-    at ``path`` is the old one or the whole new one, never a part (shared storage is copied apart)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file.
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        ValueError: If it is not a complete safetensors file (truncated, empty, another format).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        return load_file(str(path))
-    except Exception as e:  # safetensors raises its own error type (and OSError/ValueError) for bad files
-        raise ValueError(f"{path} is not a readable safetensors file ({_reason(e)}); is it truncated?") from None
-
-
-def _reason(error: BaseException) -> str:
-    """The first line of an error's message (its first sentence if that line is long; its type's name when
-    it has none), for a one-line error."""
-    line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return line.split(". ")[0] if len(line) > 100 else line
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -191,38 +119,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def checkpoint_name(epoch: int, step: int = 0) -> str:
-    """The directory name of the checkpoint after ``epoch`` completed epochs and ``step`` more steps:
-    ``epoch_0003`` (an epoch's end) or ``epoch_0003_step_000120`` (120 steps into epoch 4); names sort in
-    training order."""
-    return f"epoch_{epoch:04d}" if step == 0 else f"epoch_{epoch:04d}_step_{step:06d}"
-
-
-def checkpoint_position(path: Path) -> tuple[int, int] | None:
-    """``(completed epochs, steps into the next epoch)`` of a checkpoint directory's name, or ``None``
-    when the name is not a checkpoint's (a temporary directory, LATEST, anything else)."""
-    found = _NAME.fullmatch(Path(path).name)
-    return (int(found.group(1)), int(found.group(2) or 0)) if found else None
-
-
 def describe_position(epoch: int, step: int = 0) -> str:
     """Where a checkpoint is, in words: 'the end of epoch 3' or 'epoch 4 step 120'."""
     return f"the end of epoch {epoch}" if step == 0 else f"epoch {epoch + 1} step {step}"
-
-
-def is_complete(path: Path) -> bool:
-    """Whether ``path`` is a visible checkpoint directory holding all of its files."""
-    path = Path(path)
-    return checkpoint_position(path) is not None and all((path / f).is_file() for f in CHECKPOINT_FILES)
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """The complete checkpoints of ``run_dir``, oldest first (temporary directories are not listed)."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and is_complete(p)]
-    return sorted(found, key=checkpoint_position)  # type: ignore[arg-type,return-value]
 
 
 def save_checkpoint(
@@ -261,7 +160,7 @@ def save_checkpoint(
         OSError: If it cannot be written (full disk, read-only folder); nothing of it is left, and the
             previous checkpoints and LATEST are untouched.
     """
-    root = Path(run_dir) / "checkpoints"
+    root = Path(run_dir) / CHECKPOINTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     for leftover in root.glob(".epoch_*"):  # temporary directories of a run killed while saving
         shutil.rmtree(leftover, ignore_errors=True)
@@ -276,30 +175,15 @@ def save_checkpoint(
         state.update(step=step, progress=progress)
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
-    final, aside = root / name, None
-    try:
-        save_file(model_state(model), str(tmp / "model.safetensors"))
+    # A checkpoint of that name that LATEST does not name (written just before a crash) is replaced.
+    with replace_folder(root / name) as tmp:
+        save_file(model_state(model), str(tmp / MODEL_FILE))
         injected_pause_in_save()
-        torch.save(state, tmp / "state.pt")
+        torch.save(state, tmp / STATE_FILE)
         injected_pause_in_save()
-        (tmp / "meta.json").write_text(json.dumps({"epoch": epoch, "step": step, **(extra or {})}, indent=1))
-        for file in CHECKPOINT_FILES:
-            _fsync_file(tmp / file)
-        if final.exists():  # a checkpoint LATEST does not name (written just before a crash): set aside
-            aside = root / f".{name}.replaced"
-            shutil.rmtree(aside, ignore_errors=True)
-            os.rename(final, aside)
-        os.rename(tmp, final)
-        _fsync_dir(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if aside is not None and not final.exists():
-            os.rename(aside, final)
-        raise
-    atomic_write_text(root / LATEST, name)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        (tmp / META_FILE).write_text(json.dumps({"epoch": epoch, "step": step, **(extra or {})}, indent=1))
+    atomic_write_text(root / LATEST_FILE, name)
+    final = root / name
     prune_checkpoints(run_dir, keep=keep, protect=final)
     return final
 
@@ -335,20 +219,6 @@ def remove_checkpoint(path: Path) -> None:
     shutil.rmtree(hidden, ignore_errors=True)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of ``run_dir`` (the one LATEST names; if LATEST is missing or names
-    no complete checkpoint, the last complete one in training order), or ``None`` when there is none."""
-    root = Path(run_dir) / "checkpoints"
-    try:
-        name = (root / LATEST).read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        name = ""
-    if name and is_complete(root / name):
-        return root / name
-    complete = list_checkpoints(run_dir)
-    return complete[-1] if complete else None
-
-
 def _numpy_rng_globals() -> list[Any]:
     """What a ``state.pt`` written before the RNG state was stored as plain values needs besides tensors:
     the numpy array of numpy's Mersenne-Twister keys (uint32). Building an array runs no code, so these
@@ -365,48 +235,29 @@ def _numpy_rng_globals() -> list[Any]:
 
 def read_state(path: Path) -> dict[str, Any]:
     """The optimiser, scheduler, RNG and epoch of a checkpoint's ``state.pt``, read with
-    ``torch.load(weights_only=True)``: a pickle that asks for a function or a class (how a crafted file
-    runs code) is refused before any of it runs.
+    ``torch.load(weights_only=True)`` (``senet.io.safe_torch_load``): a pickle that asks for a function or
+    a class (how a crafted file runs code) is refused before any of it runs.
 
     Raises:
         UnsafeCheckpointError: If the file asks for anything but tensors and plain containers.
         ValueError: If it cannot be read (truncated, another format) or is not a checkpoint's state.
     """
-    from ..pretrained.reading import UnsafeCheckpointError
-
     path = Path(path)
-    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
     try:
-        with allow(_numpy_rng_globals()) if allow else contextlib.nullcontext(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL (\S+)", str(e))
-        if found and found.group(1).startswith("numpy.") and allow is None:
+        state = safe_torch_load(path, allowed_globals=_numpy_rng_globals())
+    except UnsafeCheckpointError as e:
+        older = not hasattr(torch.serialization, "safe_globals")  # torch < 2.5 cannot allow numpy's arrays
+        if older and e.wanted is not None and e.wanted.startswith("numpy."):
             raise ValueError(
                 f"{path} was written by an older senet (numpy arrays), which this torch cannot read safely; "
                 "resume with torch >= 2.5, or start over with --force"
             ) from None
-        if found:  # the pickle asks for a function or a class: how a crafted file runs its payload
-            raise UnsafeCheckpointError(
-                f"{path} holds pickled objects other than tensors and plain values (it asks for {found.group(1)}); "
-                "refused without running them. A run's checkpoints are written by senet alone: start over with --force"
-            ) from None
-        raise ValueError(
-            f"{path} is not a checkpoint state written by torch.save, or is damaged ({_unsafe_reason(e)}); "
-            "refused without running any of it"
+        raise UnsafeCheckpointError(
+            f"{e}. A run's checkpoints are written by senet alone: start over with --force", wanted=e.wanted
         ) from None
-    except Exception as e:  # a truncated or foreign file fails in many ways; all mean the same to the user
-        raise ValueError(f"{path} cannot be read ({_reason(e)}); is it truncated?") from None
     if not isinstance(state, dict) or not {"optimizer", "rng", "epoch"} <= set(state):
         raise ValueError(f"{path} is not the state of a senet checkpoint (no optimizer, rng and epoch)")
     return state
-
-
-def _unsafe_reason(error: BaseException) -> str:
-    """The line of a ``weights_only`` refusal that says what was refused (its other lines are advice)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return next((line for line in lines if line.startswith("Unsupported")), "an unknown layout")
 
 
 def load_checkpoint(
@@ -428,16 +279,16 @@ def load_checkpoint(
         ValueError: If the weights belong to another model, or a file is unreadable.
     """
     path = Path(path)
-    load_weights(model, path / "model.safetensors")
-    advice = f"point {path.parent / LATEST} at an older checkpoint, or start over with --force"
+    load_weights(model, path / MODEL_FILE)
+    advice = f"point {path.parent / LATEST_FILE} at an older checkpoint, or start over with --force"
     try:
-        state = read_state(path / "state.pt")
+        state = read_state(path / STATE_FILE)
     except ValueError as e:
         if "--force" in str(e):
             raise
         raise type(e)(f"{e}; {advice}") from None
     try:
-        meta = json.loads((path / "meta.json").read_text())
+        meta = json.loads((path / META_FILE).read_text())
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
@@ -446,5 +297,5 @@ def load_checkpoint(
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
     except Exception as e:  # a truncated or foreign file fails in many ways; all mean the same to the user
-        raise ValueError(f"the checkpoint {path} cannot be read ({_reason(e)}); {advice}") from None
+        raise ValueError(f"the checkpoint {path} cannot be read ({one_line(e)}); {advice}") from None
     return {**meta, "step": int(state.get("step", 0)), "progress": state.get("progress")}

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ..data import create_loader, load_dataset
 from .config import TrainConfig
 
 
@@ -43,8 +44,6 @@ def build_data(
         ValueError: On an unknown data set or an impossible subset.
         FileNotFoundError: If the data cannot be found.
     """
-    from ..data import create_loader, load_dataset
-
     data = load_dataset(
         cfg.dataset,
         data_dir=cfg.data_dir,

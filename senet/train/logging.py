@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..io import atomic_write_text
+
 
 class ProgressBar:
     """A tqdm bar showing loss, accuracy and images per second; silent when disabled.
@@ -75,8 +77,6 @@ class MetricsLogger:
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replaces the file by ``records`` (on resume: drops epochs logged after the last checkpoint)."""
         if self.enabled:
-            from .checkpoint import atomic_write_text
-
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
 
     def close(self) -> None:

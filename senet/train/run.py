@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,16 +22,19 @@ from torch import nn
 
 from ..factory import ARCHITECTURE, build_run_model
 from ..factory.runs import run_create_kwargs
+from ..io import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SUMMARY_FILE,
+    atomic_write_text,
+    find_weights,
+    one_line,
+)
+from ..profiler import profile
 from ..utils.allocator import tune_cpu_allocator
 from . import distributed as dist
-from .checkpoint import (
-    atomic_write_text,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    save_weights,
-    unwrap,
-)
+from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights, unwrap
 from .config import TrainConfig, parse_save_every
 from .engine import EpochProgress, StepOptions, autocast, evaluate, train_one_epoch
 from .init import initial_model
@@ -101,8 +103,6 @@ def build_model(cfg: TrainConfig, num_classes: int, *, initial: bool = False) ->
 def count_macs(model: nn.Module, input_size: tuple[int, ...]) -> int | None:
     """Multiply-adds of one image through ``model`` (``None`` when the profiler cannot run)."""
     try:
-        from ..profiler import profile
-
         return int(profile(unwrap(model), input_size=input_size).total.macs)
     except Exception:  # the summary should not fail over a cost estimate
         return None
@@ -205,7 +205,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         train_model = torch.compile(train_model)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     options = StepOptions(amp=cfg.amp, grad_clip=cfg.grad_clip, channels_last=cfg.channels_last)
-    logger = MetricsLogger(out / "metrics.jsonl", enabled=main, tensorboard_dir=out / "tensorboard")
+    logger = MetricsLogger(out / METRICS_FILE, enabled=main, tensorboard_dir=out / "tensorboard")
 
     def write(*, epoch: int, step: int, progress: dict[str, Any] | None) -> Path:
         extra = {"model": cfg.model, "history": history, "world_size": dist.world_size(),
@@ -221,7 +221,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         last=(start_epoch, start.step if start is not None else 0) if plan.checkpoint is not None else None,
     )  # fmt: skip
     if plan.checkpoint is not None:
-        with saver.writing(out / "metrics.jsonl"):
+        with saver.writing(out / METRICS_FILE):
             logger.rewrite(history)
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
     label = run_label(cfg)
@@ -257,7 +257,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
                 )
                 record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
             history.append(record)
-            with saver.writing(out / "metrics.jsonl"):
+            with saver.writing(out / METRICS_FILE):
                 logger.log(record)
             if main and cfg.progress:
                 print(_epoch_line(label, record, cfg.epochs), flush=True)
@@ -293,12 +293,12 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         summary["skipped_images"] = skipped
     if main and skipped:
         print(f"skipped {len(skipped)} unreadable image(s) (--skip-corrupt), e.g. {skipped[0]}; all are listed in "
-              f"{out / 'summary.json'}", flush=True)  # fmt: skip
+              f"{out / SUMMARY_FILE}", flush=True)  # fmt: skip
     if main:
-        with saver.writing(out / "model.safetensors"):
-            save_weights(model, out / "model.safetensors", metadata={"model": cfg.model})
-        with saver.writing(out / "summary.json"):
-            atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+        with saver.writing(out / MODEL_FILE):
+            save_weights(model, out / MODEL_FILE, metadata={"model": cfg.model})
+        with saver.writing(out / SUMMARY_FILE):
+            atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=1))
     return RunResult(summary, history, model)
 
 
@@ -344,17 +344,8 @@ def _peer_failures(saver: CheckpointSaver) -> Iterator[None]:
         last = saver.last_good()
         raise ConnectionError(
             f"rank {dist.rank()}: another process of this {dist.world_size()}-process run died or stopped answering "
-            f"({_first_line(e)}); stopping. {last[0].upper()}{last[1:]}; resume the run with --resume"
+            f"({one_line(e)}); stopping. {last[0].upper()}{last[1:]}; resume the run with --resume"
         ) from None
-
-
-def _first_line(error: BaseException) -> str:
-    """The gist of a backend's error: its first sentence, without the source location gloo puts first."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    gist = re.sub(r"^\[[^\]]*\]\s*", "", lines[0]).split(". ")[0]
-    return gist[:200]
 
 
 def finished_run_record(out: str | Path) -> dict[str, Any] | None:
@@ -367,11 +358,11 @@ def finished_run_record(out: str | Path) -> dict[str, Any] | None:
         ``{'summary': ..., 'history': [...]}``, as ``fit``'s result holds them, or ``None``.
     """
     run = Path(out)
-    if not (run / "model.safetensors").is_file():
+    if not (run / MODEL_FILE).is_file():
         return None
     try:
-        summary = json.loads((run / "summary.json").read_text())
-        history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        summary = json.loads((run / SUMMARY_FILE).read_text())
+        history = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines() if line.strip()]
     except (OSError, ValueError):
         return None
     return {"summary": summary, "history": history}
@@ -396,33 +387,9 @@ def _claim(plan: RunPlan, cfg: TrainConfig, main: bool) -> Path:
         claim_run_dir(plan)
         changed = {"epochs", "save_every", "keep_checkpoints"} & set(cfg.given)
         if plan.checkpoint is None or changed:  # a new run, or a resume that changed how long or how it saves
-            atomic_write_text(plan.out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+            atomic_write_text(plan.out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=1))
     dist.barrier()
     return plan.out
-
-
-def find_weights(path: Path) -> tuple[Path, Path]:
-    """Finds the weights and the run directory of ``path``: a run directory or one of its checkpoints.
-
-    Raises:
-        FileNotFoundError: If ``path`` holds neither final weights nor a checkpoint.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if path.is_file():  # RUN/model.safetensors or RUN/checkpoints/epoch_NNNN/model.safetensors
-        for run_dir in (path.parent, path.parent.parent.parent):
-            if (run_dir / "config.json").is_file():
-                return path, run_dir
-        raise FileNotFoundError(f"{path} is not inside a senet run (no config.json beside it or above its checkpoint)")
-    if (path / "model.safetensors").is_file() and (path / "config.json").is_file():
-        return path / "model.safetensors", path
-    if (path / "model.safetensors").is_file() and (path.parent.parent / "config.json").is_file():
-        return path / "model.safetensors", path.parent.parent  # run/checkpoints/epoch_NNNN
-    ckpt = latest_checkpoint(path)
-    if ckpt is not None:
-        return ckpt / "model.safetensors", path
-    raise FileNotFoundError(f"{path} holds no senet weights (model.safetensors + config.json, or checkpoints/)")
 
 
 ALL = 0  # test_subset value meaning "the whole held-out split"
@@ -452,8 +419,6 @@ def evaluate_checkpoint(
         ValueError: If the weights do not fit the run's model or the data set's classes, or an option is
             invalid.
     """
-    from ..train.checkpoint import load_weights
-
     if batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
     if test_subset is not None and test_subset < 0:
@@ -461,9 +426,9 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     weights, run_dir = find_weights(path)
     try:
-        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        cfg = TrainConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{run_dir / 'config.json'} is not a readable run configuration ({e})") from None
+        raise ValueError(f"{run_dir / CONFIG_FILE} is not a readable run configuration ({e})") from None
     own_data = dataset is None or dataset == cfg.dataset
     cfg.dataset = dataset or cfg.dataset
     cfg.data_dir = data_dir or cfg.data_dir

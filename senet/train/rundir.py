@@ -17,11 +17,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..io import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    META_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SUMMARY_FILE,
+    checkpoint_position,
+    latest_checkpoint,
+)
 from . import distributed as dist
-from .checkpoint import checkpoint_position, describe_position, latest_checkpoint
+from .checkpoint import describe_position
 from .config import RESUMABLE_OPTIONS, TrainConfig
 
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "model.safetensors", "checkpoints", "tensorboard")
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, MODEL_FILE, CHECKPOINTS_DIR, "tensorboard")
 RUNS_ROOT = Path("runs")
 # Options a resume takes from the command line when given (else the run's recorded ones).
 TAKEN_ON_RESUME = ("data_dir", "skip_corrupt", "save_every", "keep_checkpoints")
@@ -36,7 +46,7 @@ def new_run_dir(stem: str, root: Path = RUNS_ROOT) -> Path:
     return path
 
 
-def newest_run_dir(stem: str, root: Path = RUNS_ROOT, marker: str = "config.json") -> Path | None:
+def newest_run_dir(stem: str, root: Path = RUNS_ROOT, marker: str = CONFIG_FILE) -> Path | None:
     """The most recently started folder ``root/<stem>-*`` holding ``marker``, or ``None``."""
     runs = [p for p in root.glob(f"{stem}-*") if (p / marker).is_file()]
     return max(runs, key=lambda p: (p / marker).stat().st_mtime) if runs else None
@@ -50,13 +60,13 @@ def holds_run(out: Path) -> bool:
 def describe_run(out: Path) -> str:
     """A few words on the run in ``out``: its model and how far it got."""
     try:
-        stored = json.loads((out / "config.json").read_text())
+        stored = json.loads((out / CONFIG_FILE).read_text())
         model, epochs = stored.get("model", "?"), stored.get("epochs")
     except (OSError, ValueError):
         return "a run"
     ckpt = latest_checkpoint(out)
     done, step = _position(ckpt) if ckpt is not None else (0, 0)
-    if (out / "summary.json").is_file():
+    if (out / SUMMARY_FILE).is_file():
         return f"a finished run of {model} ({epochs} epochs)"
     if done == 0 and step == 0:
         return f"a run of {model} stopped before its first checkpoint"
@@ -68,7 +78,7 @@ def describe_run(out: Path) -> str:
 def _position(ckpt: Path) -> tuple[int, int]:
     """(completed epochs, steps into the next) of a checkpoint, from its meta.json (else its name)."""
     try:
-        meta = json.loads((ckpt / "meta.json").read_text())
+        meta = json.loads((ckpt / META_FILE).read_text())
         return int(meta["epoch"]), int(meta.get("step", 0))
     except (OSError, ValueError, KeyError, TypeError):
         return checkpoint_position(ckpt) or (0, 0)
@@ -164,7 +174,7 @@ def refuse_changed_options(cfg: TrainConfig, stored: TrainConfig, out: Path, *, 
 
 
 def _plan_resume(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, RunPlan]:
-    path = out / "config.json"
+    path = out / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"--resume: {out} holds no run (no config.json); start one without --resume")
     try:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import torch
 
+from ..io import CHECKPOINTS_DIR, checkpoint_name
 from . import distributed as dist
-from .checkpoint import checkpoint_name, describe_position
+from .checkpoint import describe_position
 from .config import SaveInterval
 from .engine import EpochProgress
 from .interrupt import TrainingStopped, injected_faults_after_step, pending_signal, stop_requested
@@ -101,7 +102,7 @@ class CheckpointSaver:
             try:
                 self.write(epoch=epoch, step=step, progress=state)
             except OSError as e:
-                error = self.cannot_write(self.out / "checkpoints", e)
+                error = self.cannot_write(self.out / CHECKPOINTS_DIR, e)
         error = dist.broadcast_object(error)  # also keeps the processes together while rank 0 writes
         if error is not None:
             raise OSError(error)
@@ -124,7 +125,7 @@ class CheckpointSaver:
             fix = f"make {where} writable and resume with --resume"
         else:
             fix = "fix that and resume with --resume"
-        what = f"checkpoint to {where}" if where.name == "checkpoints" else str(where)
+        what = f"checkpoint to {where}" if where.name == CHECKPOINTS_DIR else str(where)
         return f"cannot write {what} ({reason}); {self.last_good()}; {fix}"
 
     def last_good(self) -> str:
