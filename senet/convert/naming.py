@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
+
+from ..models import create_model, get_model_entry
 
 KeyMap = Callable[[str, list[str]], dict[str, "str | None"]]
 # (family, our config of the network) -> the create_model options reproducing the publisher's network.
@@ -33,10 +36,6 @@ def _listing(keys: Iterable[str], n: int = 3) -> str:
 @functools.cache
 def _registered_layout(name: str) -> tuple[str, tuple[tuple[str, tuple[int, ...]], ...]]:
     # The keys and shapes of a registered model, built on the meta device: no memory, no initialisation.
-    import torch
-
-    from ..models import create_model
-
     with torch.device("meta"):
         model = create_model(name)
     return type(model).__name__, tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
@@ -179,8 +178,6 @@ class Naming:
         if self.options is None:
             return {}
         if isinstance(model, str):
-            from ..models import get_model_entry
-
             config = get_model_entry(model).config
         else:
             config = getattr(model, "config", None)

@@ -17,8 +17,9 @@ from typing import Any
 
 from torch import nn
 
-from ..convert import OURS
+from ..convert import OURS, naming_options
 from ..io import read_state_dict
+from ..models import get_model_entry
 from .hub import fetch, is_url
 from .loading import LoadReport, checkpoint_naming, load_pretrained
 from .provenance import SenetRecord, senet_record
@@ -151,8 +152,6 @@ def _publisher_options(naming: str, name: str, record: SenetRecord | None = None
         return dict(record.model_options)  # what the senet file says its network was built with
     if naming == OURS:
         return {}
-    from ..convert import naming_options
-
     return dict(naming_options(naming, name))
 
 
@@ -187,8 +186,6 @@ def data_config(model: nn.Module | str) -> dict[str, Any]:
             registered name (its default checkpoint's preprocessing, if it has one).
     """
     if isinstance(model, str):
-        from ..models.registry import get_model_entry
-
         entry = get_model_entry(model)
         defaults = [w for w in list_pretrained(entry.name) if w.default]
         if defaults:
