@@ -25,6 +25,7 @@ from typing import Any
 from torch import nn
 
 from .._validation import did_you_mean
+from .akamaster import AKAMASTER
 from .inception_resnet import TF_SLIM
 from .naming import Naming, model_layout
 from .resnet import LEGACY, MODERN
@@ -55,7 +56,7 @@ def register_naming(naming: Naming) -> None:
     _NAMINGS[naming.name] = naming
 
 
-for _naming in (LEGACY, MODERN, TORCHVISION, TF_SLIM):
+for _naming in (LEGACY, MODERN, TORCHVISION, TF_SLIM, AKAMASTER):
     register_naming(_naming)
 
 
