@@ -304,7 +304,7 @@ def test_cli_eval_with_weights_on_an_imagenet_folder(tmp_path):
         (["eval", "--model", "se_resnet18", "--pretrained"], "--dataset"),
         (["eval", "--model", "se_resnet18", "--weights", "nope.pth", "--dataset", "{val}"], "does not exist"),
         (["eval", "--model", "se_resnet18", "--pretrained", "--dataset", "{tmp}"], "not ImageNet synset ids"),
-        (["eval", "--model", "resnet20", "--pretrained", "--dataset", "{val}"], "no public ImageNet checkpoint"),
+        (["eval", "--model", "wrn16_8", "--pretrained", "--dataset", "{val}"], "no public checkpoint exists"),
         (["eval", "--model", "se_resnet18", "--pretrained", "nope", "--dataset", "{val}"], "no checkpoint tagged"),
         (["eval", "--model", "se_resnet18", "--pretrained", "--dataset", "{val}", "--batch-size", "0"], "positive"),
         (["convert", "{tmp}/missing.pth", "{tmp}/o.safetensors", "--model", "resnet18"], "does not exist"),
@@ -312,7 +312,7 @@ def test_cli_eval_with_weights_on_an_imagenet_folder(tmp_path):
         (["convert", "{tmp}/junk.pth", "{tmp}/o.pth", "--model", "resnet18"], "safetensors"),
         (["convert", "{tmp}/junk.pth", "{tmp}/o.safetensors", "--model", "resnet99"], "unknown model"),
         (["pretrained", "list", "nothing-like-this"], "no public checkpoint"),
-        (["pretrained", "fetch", "resnet20"], "no public ImageNet checkpoint"),
+        (["pretrained", "fetch", "se_resnet20"], "no public checkpoint exists"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, args, match):
