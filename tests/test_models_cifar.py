@@ -85,6 +85,19 @@ def test_option_a_shortcut_pads_with_zeros():
     assert count(option_b) - count(model) == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)  # 1x1 conv + BN, twice
 
 
+def test_option_a_padding_on_both_sides():
+    # akamaster's LambdaLayer: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4)).
+    x = torch.randn(2, 16, 9, 9)
+    y = PadShortcut(2, 16, pad="both")(x)
+    assert y.shape == (2, 32, 5, 5)
+    assert torch.equal(y[:, 8:24], x[:, :, ::2, ::2]) and not y[:, :8].any() and not y[:, 24:].any()
+    model = create_model("cifar_resnet20", shortcut_pad="both")
+    assert model.layer2[0].downsample.pad == model.layer3[0].downsample.pad == "both"
+    assert count(model) == PLAIN["cifar_resnet20"]  # no parameters, only where the zeros go
+    with pytest.raises(ValueError, match="shortcut_pad"):
+        create_model("cifar_resnet20", shortcut_pad="middle")
+
+
 def test_architectures():
     r110 = create_model("cifar_resnet110")
     assert [len(getattr(r110, f"layer{i}")) for i in (1, 2, 3)] == [18, 18, 18]
