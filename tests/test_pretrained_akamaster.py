@@ -111,6 +111,23 @@ def test_a_renamed_copy_is_recognised_by_its_keys(tmp_path):
         torch.testing.assert_close(model(x), expected, rtol=0, atol=1e-6)
 
 
+def test_the_naming_writes_the_real_files_keys_in_order_and_is_recognised():
+    real = torch.load(RESNET20, map_location="cpu", weights_only=True)
+    assert set(real) == {"state_dict", "best_prec1"}
+    public = {k.removeprefix("module."): tuple(v.shape) for k, v in real["state_dict"].items()}
+    ours = senet.create_model("cifar_resnet20").state_dict()
+    written = senet.convert_state_dict(ours, "ours", model="cifar_resnet20", target="akamaster")
+    # Keys, shapes and order; the file predates BatchNorm's step counter (PyTorch < 0.4.1).
+    assert not any(k.endswith("num_batches_tracked") for k in public)
+    kept = [(k, tuple(v.shape)) for k, v in written.items() if not k.endswith("num_batches_tracked")]
+    assert kept == list(public.items())
+    assert senet.convert.detect_naming(list(public)).name == "akamaster"
+    assert senet.convert.naming_options("akamaster", "cifar_resnet56") == {"shortcut_pad": "both"}
+    with pytest.raises(ValueError, match="does not have"):  # akamaster's networks have no SE
+        senet.convert_state_dict(senet.create_model("se_cifar_resnet20").state_dict(), "ours",
+                                 model="se_cifar_resnet20", target="akamaster")  # fmt: skip
+
+
 def test_zeros_at_the_end_are_another_network():
     # What the keys cannot show: the same weights with our default padding compute something else.
     names, expected = _reference_logits(RESNET20.name)
