@@ -61,8 +61,9 @@ def test_ablate_runs_end_to_end_and_resumes_without_retraining_a_finished_settin
     assert (first / "summary.json").is_file() and not (second / "summary.json").exists()
     partial = json.loads((out / "ablate.json").read_text())
     assert not partial["complete"] and partial["runs_done"] == 1
-    assert partial["data"] == {"source": EMBEDDED_SOURCE, "lossy_copy": True, "note": EMBEDDED_NOTE}
-    assert f"Data: {EMBEDDED_SOURCE}. Note: {EMBEDDED_NOTE}." in (out / "ablate.md").read_text()
+    assert partial["data"]["source"].startswith(EMBEDDED_SOURCE) and partial["data"]["lossy_copy"]
+    assert partial["data"]["note"] == EMBEDDED_NOTE
+    assert f"Note: {EMBEDDED_NOTE}." in (out / "ablate.md").read_text()
     assert "In progress: 1 of 2 runs" in (out / "ablate.md").read_text()
     kept = {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()}
 
