@@ -12,6 +12,7 @@ import senet.experiments.grid as grid_module
 import senet.train.run as run_module
 from senet.cli.ablate import VARY_KEYS as CLI_VARY_KEYS
 from senet.cli.main import main
+from senet.data.provenance import EMBEDDED_NOTE, EMBEDDED_SOURCE
 from senet.experiments.ablate import ablation_settings, build_report, render_markdown
 from senet.experiments.vary import VARY_KEYS, Vary, parse_vary
 from senet.models.registry import get_model_entry
@@ -60,6 +61,9 @@ def test_ablate_runs_end_to_end_and_resumes_without_retraining_a_finished_settin
     assert (first / "summary.json").is_file() and not (second / "summary.json").exists()
     partial = json.loads((out / "ablate.json").read_text())
     assert not partial["complete"] and partial["runs_done"] == 1
+    assert partial["data"]["source"].startswith(EMBEDDED_SOURCE) and partial["data"]["lossy_copy"]
+    assert partial["data"]["note"] == EMBEDDED_NOTE
+    assert f"Note: {EMBEDDED_NOTE}." in (out / "ablate.md").read_text()
     assert "In progress: 1 of 2 runs" in (out / "ablate.md").read_text()
     kept = {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()}
 

@@ -79,7 +79,7 @@ def layout(state: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
 
 def test_every_listing_is_covered():
     assert sorted(p.stem for p in KEYS_DIR.glob("*.txt")) == sorted(LISTINGS)
-    assert list_namings() == ["legacy", "modern", "torchvision", "tf_slim"]
+    assert list_namings() == ["legacy", "modern", "torchvision", "tf_slim", "akamaster"]
 
 
 @pytest.mark.parametrize("listing", sorted(LISTINGS))

@@ -137,3 +137,19 @@ def test_damaged_archive_is_reported(tmp_path):
     path.write_bytes(path.read_bytes()[:300])  # truncated
     with pytest.raises(ValueError, match="not a readable .*delete it and download it again"):
         load_dataset("cifar10", data_dir=tmp_path)
+
+
+def test_the_official_archive_in_the_cache_is_preferred_to_the_embedded_copy(tmp_path, monkeypatch):
+    # The lossy embedded JPEG copy only when no official archive is anywhere: here one is in the cache, and
+    # a --data-dir without it falls back to the cache's before the embedded copy.
+    from senet.data import cache as cache_module
+
+    monkeypatch.setenv("SENET_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "empty").mkdir()
+    assert cache_module.cache_dir() == tmp_path / "cache"
+    path, expected, _ = make_cifar_archive(tmp_path / "cache", "cifar10", per_class=2)
+    for data_dir in (None, tmp_path / "empty"):
+        data = load_dataset("cifar10", data_dir=data_dir, progress=False)
+        assert data.source.startswith(str(path)), data.source
+        assert len(data.test) == len(expected["test"][1])

@@ -16,12 +16,13 @@ from senet.models.cifar_resnet import (
 )
 from senet.models.registry import PLACEMENTS
 
-PLAIN = {  # 10 classes; the papers print 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 1.7M and 11.0M
+PLAIN = {  # 10 classes; the papers print 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 19.4M, 1.7M and 11.0M
     "cifar_resnet20": 269_722,
     "cifar_resnet32": 464_154,
     "cifar_resnet44": 658_586,
     "cifar_resnet56": 853_018,
     "cifar_resnet110": 1_727_962,
+    "cifar_resnet1202": 19_421_274,  # He et al. 2016, Table 6: 19.4M
     "preact_resnet164": 1_703_258,
     "wrn16_8": 10_961_370,
 }
@@ -45,7 +46,7 @@ def test_registry_holds_exactly_the_family():
 def test_parameter_counts(name):
     model = create_model(name)
     assert model.num_classes == 10 and count(model) == PLAIN[name]
-    printed = {"preact_resnet164": 1.7, "wrn16_8": 11.0, "cifar_resnet110": 1.7}.get(name)
+    printed = {"preact_resnet164": 1.7, "wrn16_8": 11.0, "cifar_resnet110": 1.7, "cifar_resnet1202": 19.4}.get(name)
     if printed is None:
         printed = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85}[int(name.removeprefix("cifar_resnet"))]
     assert round(count(model) / 1e6, 2 if printed < 1 else 1) == printed
@@ -82,6 +83,19 @@ def test_option_a_shortcut_pads_with_zeros():
     assert isinstance(model.layer2[0].downsample, PadShortcut)
     option_b = create_model("cifar_resnet20", shortcut="B")
     assert count(option_b) - count(model) == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)  # 1x1 conv + BN, twice
+
+
+def test_option_a_padding_on_both_sides():
+    # akamaster's LambdaLayer: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4)).
+    x = torch.randn(2, 16, 9, 9)
+    y = PadShortcut(2, 16, pad="both")(x)
+    assert y.shape == (2, 32, 5, 5)
+    assert torch.equal(y[:, 8:24], x[:, :, ::2, ::2]) and not y[:, :8].any() and not y[:, 24:].any()
+    model = create_model("cifar_resnet20", shortcut_pad="both")
+    assert model.layer2[0].downsample.pad == model.layer3[0].downsample.pad == "both"
+    assert count(model) == PLAIN["cifar_resnet20"]  # no parameters, only where the zeros go
+    with pytest.raises(ValueError, match="shortcut_pad"):
+        create_model("cifar_resnet20", shortcut_pad="middle")
 
 
 def test_architectures():

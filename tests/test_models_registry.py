@@ -13,14 +13,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 # Every registered name: adding, removing or renaming a network must update this list and the README.
 MODELS = [
-    "bn_inception", "cifar_resnet110", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56",
-    "densenet121", "efficientnet_b0", "inception_resnet_v2", "mobilenet_v1", "mobilenet_v3_large",
+    "bn_inception", "cifar_resnet110", "cifar_resnet1202", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44",
+    "cifar_resnet56", "densenet121", "efficientnet_b0", "inception_resnet_v2", "mobilenet_v1", "mobilenet_v3_large",
     "preact_resnet164", "resnet101", "resnet152", "resnet18", "resnet34", "resnet50", "resnext101_32x4d",
-    "resnext50_32x4d", "se_bn_inception", "se_cifar_resnet110", "se_cifar_resnet20", "se_cifar_resnet32",
-    "se_cifar_resnet44", "se_cifar_resnet56", "se_densenet121", "se_inception_resnet_v2", "se_mobilenet_v1",
-    "se_preact_resnet164", "se_resnet101", "se_resnet152", "se_resnet18", "se_resnet34", "se_resnet50",
-    "se_resnext101_32x4d", "se_resnext50_32x4d", "se_shufflenet_v1_g3", "se_vgg16_bn", "se_wrn16_8", "senet154",
-    "shufflenet_v1_g3", "vgg16_bn", "wrn16_8",
+    "resnext50_32x4d", "se_bn_inception", "se_cifar_resnet110", "se_cifar_resnet1202", "se_cifar_resnet20",
+    "se_cifar_resnet32", "se_cifar_resnet44", "se_cifar_resnet56", "se_densenet121", "se_inception_resnet_v2",
+    "se_mobilenet_v1", "se_preact_resnet164", "se_resnet101", "se_resnet152", "se_resnet18", "se_resnet34",
+    "se_resnet50", "se_resnext101_32x4d", "se_resnext50_32x4d", "se_shufflenet_v1_g3", "se_vgg16_bn", "se_wrn16_8",
+    "senet154", "shufflenet_v1_g3", "vgg16_bn", "wrn16_8",
 ]  # fmt: skip
 
 

@@ -5,7 +5,9 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,9 +38,34 @@ def published(tmp_path, name, naming, **options):
     return original, path
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+# What each data set's checkpoints are fed: (input sizes, mean/std pairs, class counts).
+DATASET_INPUTS = {
+    "imagenet-1k": ({224, 288, 299}, {(table.IMAGENET_MEAN, table.IMAGENET_STD), (table.INCEPTION_MEAN,
+                                                                                  table.INCEPTION_STD)}, {1000, 1001}),
+    "cifar10": ({32}, {(table.IMAGENET_MEAN, table.IMAGENET_STD)}, {10}),
+}  # fmt: skip
+
+
 def test_the_table_is_consistent():
     entries = senet.list_pretrained()
-    assert len(entries) >= 30
+    models = {w.model for w in entries}
+    # The README and docs/pretrained.md state the table's size: the same figure, and the table's own.
+    for doc in ("README.md", "docs/pretrained.md"):
+        text = " ".join((ROOT / doc).read_text(encoding="utf-8").split())
+        stated = re.findall(r"(?<![\w-])(\d+) files for (\d+) models", text)
+        assert stated and {(int(f), int(m)) for f, m in stated} == {(len(entries), len(models))}, (doc, stated)
+    assert len(entries) == 46 and len(models) == 26  # 40 ImageNet-1k files for 20 models + 6 CIFAR-10 files
+    for w in entries:  # each entry's preprocessing fits its data set
+        sizes, stats, classes = DATASET_INPUTS[w.dataset]
+        p = w.preprocessing
+        assert p.input_size[0] == 3 and p.input_size[1] == p.input_size[2] in sizes, w
+        assert (p.mean, p.std) in stats and w.num_classes in classes, w
+        assert p.interpolation in ("bilinear", "bicubic") and p.channel_order == "RGB", w
+        assert 0.8 < p.crop_pct <= 1.0 and p.input_size[-1] <= p.resize <= p.input_size[-1] / 0.8, w
+        if w.dataset == "cifar10":  # fed as they are: no resize, no crop
+            assert p.crop_pct == 1.0 and p.resize == 32, w
     namings = set(senet.list_namings())
     for w in entries:
         assert w.model in senet.list_models() and w.naming in namings, w
@@ -313,7 +340,7 @@ def test_cli_eval_with_weights_on_an_imagenet_folder(tmp_path):
         (["eval", "--model", "se_resnet18", "--pretrained"], "--dataset"),
         (["eval", "--model", "se_resnet18", "--weights", "nope.pth", "--dataset", "{val}"], "does not exist"),
         (["eval", "--model", "se_resnet18", "--pretrained", "--dataset", "{tmp}"], "not ImageNet synset ids"),
-        (["eval", "--model", "resnet20", "--pretrained", "--dataset", "{val}"], "no public ImageNet checkpoint"),
+        (["eval", "--model", "wrn16_8", "--pretrained", "--dataset", "{val}"], "no public checkpoint exists"),
         (["eval", "--model", "se_resnet18", "--pretrained", "nope", "--dataset", "{val}"], "no checkpoint tagged"),
         (["eval", "--model", "se_resnet18", "--pretrained", "--dataset", "{val}", "--batch-size", "0"], "positive"),
         (["convert", "{tmp}/missing.pth", "{tmp}/o.safetensors", "--model", "resnet18"], "does not exist"),
@@ -321,7 +348,7 @@ def test_cli_eval_with_weights_on_an_imagenet_folder(tmp_path):
         (["convert", "{tmp}/junk.pth", "{tmp}/o.pth", "--model", "resnet18"], "safetensors"),
         (["convert", "{tmp}/junk.pth", "{tmp}/o.safetensors", "--model", "resnet99"], "unknown model"),
         (["pretrained", "list", "nothing-like-this"], "no public checkpoint"),
-        (["pretrained", "fetch", "resnet20"], "no public ImageNet checkpoint"),
+        (["pretrained", "fetch", "se_resnet20"], "no public checkpoint exists"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, args, match):

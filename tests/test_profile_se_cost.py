@@ -85,7 +85,7 @@ def test_every_network_with_se_is_covered():
     # networks whose design includes SE; those are compared with their own ``attention=None`` form.
     without_twin = sorted(n for n in _with_se() if _plain_twin(n) is None)
     assert without_twin == ["efficientnet_b0", "mobilenet_v3_large", "senet154"]
-    assert len(_with_se()) == 23
+    assert len(_with_se()) == 24
 
 
 @pytest.mark.parametrize("name", _with_se())

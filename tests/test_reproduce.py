@@ -14,6 +14,7 @@ import senet.experiments.estimate as estimate_module
 import senet.experiments.grid as grid_module
 from senet.cli.main import main
 from senet.cli.reproduce import PROTOCOL_NAMES
+from senet.data.provenance import EMBEDDED_NOTE, EMBEDDED_SOURCE
 from senet.experiments.estimate import StepTime, measure_step_time, run_seconds
 from senet.experiments.grid import run_order
 from senet.experiments.paper_results import PAPER_CIFAR
@@ -111,7 +112,10 @@ def test_the_quick_protocol_end_to_end_then_a_resume_trains_nothing(tmp_path, mo
     assert plain["n"] == se["n"] == 2 and plain["epochs"] == 1 and se["params"] > plain["params"]
     assert row["gain"] == pytest.approx(plain["mean"] - se["mean"])
     assert row["gain_exceeds_spread"] == (row["gain"] > max(plain["std"], se["std"]))
+    assert report["data"]["source"].startswith(EMBEDDED_SOURCE) and report["data"]["lossy_copy"]
+    assert f"Note: {EMBEDDED_NOTE}." in printed  # said where the table is printed
     md = (out / "reproduce.md").read_text()
+    assert f"Data: {EMBEDDED_SOURCE}" in md and f"Note: {EMBEDDED_NOTE}." in md
     assert "| ResNet-20 |" in md and "gain > spread?" in md and "changed from the protocol: epochs" in md
     assert "Command: `senet reproduce cifar10 --protocol quick --seeds 2 --epochs 1" in md
     assert (out / "reproduce.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

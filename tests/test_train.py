@@ -16,6 +16,7 @@ from torch import nn
 import senet.train.run as run_module
 from senet.cli.main import main
 from senet.data import load_dataset
+from senet.data.provenance import EMBEDDED_NOTE, EMBEDDED_SOURCE
 from senet.io import latest_checkpoint
 from senet.models import create_model
 from senet.train import checkpoint as ckpt_module
@@ -247,6 +248,10 @@ def test_compare_writes_the_table_the_json_and_the_curves(tmp_path):
     assert plain["inference_images_per_second"] > 0 and se["train_images_per_second"] > 0
     md = (out / "compare.md").read_text()
     assert "| plain |" in md and "| se |" in md and "overhead" in md
+    # Which CIFAR-10 copy, recorded and said: the lossy embedded one here (no official archive in the cache).
+    assert report["data"]["source"].startswith(EMBEDDED_SOURCE)  # then the subsets, e.g. "; subsets 200/100"
+    assert report["data"]["lossy_copy"] and report["data"]["note"] == EMBEDDED_NOTE
+    assert f"Data: {EMBEDDED_SOURCE}" in md and f"Note: {EMBEDDED_NOTE}." in md
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -237,6 +237,42 @@ def test_export_and_retrofit_refuse_a_crafted_checkpoint(run_copy, tmp_path, sma
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("kind", PAYLOAD_KINDS)
+def test_the_command_lines_that_take_weights_refuse_a_crafted_checkpoint(
+    run_copy, tiny_cifar, tmp_path, capsys, small_state, kind
+):
+    """train --init-from, eval --weights, analyze --weights and export --weights (a file, a run): one line,
+    exit 2, the payload never runs and nothing is written."""
+    marker, evil = tmp_path / "payload-ran", tmp_path / "evil.pth"
+    write_payload(evil, kind, marker, real={"state_dict": small_state})
+    write_payload(run_copy / "model.safetensors", kind, marker)
+    val = tmp_path / "val" / "n01440764"
+    val.mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(val / "a.JPEG")
+    commands = {
+        "train": (["train", *_train_args(tiny_cifar, tmp_path / "run2", 1)[1:], "--init-from", str(evil)],
+                  tmp_path / "run2"),
+        "eval": (["eval", "--model", "cifar_resnet20", "--weights", str(evil), "--dataset", str(tmp_path / "val"),
+                  "--workers", "0", "--no-progress", "--device", "cpu"], None),
+        "analyze": (["analyze", "--model", "cifar_resnet20", "--weights", str(evil), "--dataset", "cifar10",
+                     "--data-dir", str(tiny_cifar), "--per-class", "1", "--no-progress", "--device", "cpu",
+                     "--out", str(tmp_path / "analysis")], tmp_path / "analysis"),
+        "export file": (["export", str(tmp_path / "m.onnx"), "--model", "cifar_resnet20", "--weights", str(evil)],
+                        tmp_path / "m.onnx"),
+        "export run": (["export", str(tmp_path / "r.onnx"), "--model", "cifar_resnet20", "--weights", str(run_copy)],
+                       tmp_path / "r.onnx"),
+    }  # fmt: skip
+    for what, (args, written) in commands.items():
+        capsys.readouterr()
+        assert main(args) == 2, what
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, (what, err)
+        assert "refused" in err or "not a readable" in err, (what, err)
+        assert str(evil if "run" not in what else run_copy / "model.safetensors") in err, (what, err)
+        assert written is None or not written.exists(), what
+        assert not marker.exists(), what
+
+
 def test_a_run_directory_with_pickled_weights_is_refused_by_load_pretrained(run_copy, tmp_path):
     marker = tmp_path / "payload-ran"
     write_payload(run_copy / "model.safetensors", "torch.save", marker)

@@ -1,4 +1,4 @@
-"""``senet pretrained``: the public ImageNet checkpoints (list them, fetch them into the cache)."""
+"""``senet pretrained``: the public ImageNet and CIFAR-10 checkpoints (list them, fetch them into the cache)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Adds the ``pretrained`` command."""
     p = sub.add_parser(
         "pretrained",
-        help="list the public ImageNet checkpoints, or fetch one into the cache",
+        help="list the public ImageNet and CIFAR-10 checkpoints, or fetch one into the cache",
         description="Lists the public checkpoints that load into the zoo's models (source, naming, published "
         "top-1, preprocessing), or downloads one into the cache ($SENET_CACHE or ~/.cache/senet).",
     )
@@ -43,26 +43,27 @@ def run_list(args: argparse.Namespace) -> int:
         rows = [
             {"model": w.model, "tag": w.tag, "default": w.default, "url": w.url, "naming": w.naming,
              "options": dict(w.options), "top1": w.top1, "top5": w.top5, "sha256": w.sha256 or w.sha256_prefix,
-             "size_bytes": w.size_bytes, "num_classes": w.num_classes,
+             "size_bytes": w.size_bytes, "num_classes": w.num_classes, "dataset": w.dataset,
              "preprocessing": w.preprocessing.as_dict(), "source": w.source}
             for w in shown
         ]  # fmt: skip
         print(json.dumps(rows, indent=1))
         return 0
-    header = ("model", "tag", "naming", "top-1", "input", "mean/std", "file")
+    header = ("model", "tag", "naming", "data", "top-1", "input", "mean/std", "file")
     rows = []
     for w in shown:
         p = w.preprocessing
         stats = "inception" if p.mean == (0.5, 0.5, 0.5) else "imagenet"
         rows.append((
-            w.model, w.tag + (" *" if w.default else ""), w.naming, f"{w.top1:.2f}" if w.top1 else "n/a",
+            w.model, w.tag + (" *" if w.default else ""), w.naming, w.dataset, f"{w.top1:.2f}" if w.top1 else "n/a",
             f"{p.input_size[-1]}/{p.resize} {p.interpolation} {p.channel_order}", stats, w.file_name,
         ))  # fmt: skip
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(f"{str(v):<{w}}" for v, w in zip(row, widths, strict=True)).rstrip())
-    print(f"\n* the model's default (pretrained=True). top-1: the publisher's ImageNet-1k figure (%). input: crop/"
-          f"resize. Files are cached in {pretrained_dir()}.")
+    print(f"\n* the model's default (pretrained=True). top-1: the publisher's figure (%) on the data set's "
+          f"evaluation split (ImageNet-1k val, the original CIFAR-10 test set). input: crop/resize. Files are "
+          f"cached in {pretrained_dir()}.")
     return 0
 
 

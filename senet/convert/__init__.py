@@ -26,6 +26,7 @@ from typing import Any
 from torch import nn
 
 from .._validation import did_you_mean
+from .akamaster import AKAMASTER
 from .inception_resnet import TF_SLIM
 from .naming import Naming, model_layout
 from .prefixes import common_prefix, strip_prefixes
@@ -59,7 +60,7 @@ def register_naming(naming: Naming) -> None:
     _NAMINGS[naming.name] = naming
 
 
-for _naming in (LEGACY, MODERN, TORCHVISION, TF_SLIM):
+for _naming in (LEGACY, MODERN, TORCHVISION, TF_SLIM, AKAMASTER):
     register_naming(_naming)
 
 

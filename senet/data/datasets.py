@@ -1,7 +1,8 @@
 """One door to every data set: :func:`load_dataset` by name or path, :func:`create_loader` for batches.
 
-- ``'cifar10'``: the CIFAR-10 embedded in the package (offline, decoded once and cached), or the
-  official ``cifar-10-python.tar.gz`` when ``data_dir`` holds it;
+- ``'cifar10'``: the official ``cifar-10-python.tar.gz`` when ``data_dir`` or the cache holds it, else
+  the CIFAR-10 embedded in the package (offline, decoded once and cached; a lossy JPEG copy, see
+  :mod:`senet.data.provenance`);
 - ``'cifar100'``: the official ``cifar-100-python.tar.gz`` from ``data_dir``, downloaded when absent;
 - a path: an image folder ``root/train/<class>/*`` and ``root/val/<class>/*`` (or ``root/test/``).
 
@@ -25,6 +26,7 @@ from .cifar import fetch_cifar_archive, find_cifar_archive, read_cifar_archive
 from .embedded_cifar10 import load_embedded_cifar10
 from .folder import ImageFolder
 from .loaders import FolderLoader, TensorLoader
+from .provenance import EMBEDDED_SOURCE
 from .sampling import balanced_subset
 from .transforms import RandomResizedCropFlip, ResizeCenterCrop
 
@@ -116,7 +118,8 @@ def load_dataset(
     Args:
         name_or_path: 'cifar10', 'cifar100' (case-insensitive) or the root of an image folder.
         data_dir: Where the official CIFAR archives are (or are downloaded to); defaults to the cache
-            directory. For 'cifar10' the embedded copy is used unless ``data_dir`` holds the archive.
+            directory. For 'cifar10' the official archive is used when ``data_dir`` or the cache directory
+            holds it, else the embedded (lossy JPEG) copy.
         download: Whether a missing official archive may be downloaded.
         subset: Keep a class-balanced random subset of this many training images (quick runs).
         test_subset: Likewise for the held-out split.
@@ -216,11 +219,12 @@ def _looks_like_path(name: str | os.PathLike) -> bool:
 def _load_cifar(
     name: str, *, data_dir: str | os.PathLike | None, download: bool, url: str | None, progress: bool
 ) -> DataSplits:
-    archive = find_cifar_archive(name, data_dir) if data_dir is not None else None
+    # The official archive wherever it already is (data_dir, then the cache) before the lossy embedded copy.
+    archive = (find_cifar_archive(name, data_dir) if data_dir is not None else None) or find_cifar_archive(name)
     if name == "cifar10" and archive is None:
         if data_dir is not None:
-            log.info("no cifar-10-python.tar.gz in %s: using the embedded CIFAR-10", data_dir)
-        arrays, source = load_embedded_cifar10(progress=progress), "embedded JPEG archive"
+            log.info("no cifar-10-python.tar.gz in %s: using the embedded CIFAR-10 (a lossy JPEG copy)", data_dir)
+        arrays, source = load_embedded_cifar10(progress=progress), EMBEDDED_SOURCE
     else:
         archive = archive or fetch_cifar_archive(name, data_dir, download=download, url=url, progress=progress)
         arrays, source = read_cifar_archive(archive, name), str(archive)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..data.provenance import data_line, data_record
 from ..io import atomic_write_text
 from ..models.registry import get_model_entry
 from ..train import distributed as dist
@@ -182,6 +183,7 @@ def build_report(
         "vary": {"key": vary.key, "values": list(vary.values)},
         "baseline": any(s.name == BASELINE for s in settings),
         "dataset": base.dataset,
+        "data": data_record(first_summary.get("data_source")),
         "subset": base.subset,
         "test_subset": base.test_subset,
         "recipe": resolved.recipe,
@@ -215,6 +217,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"{data}; recipe `{report['recipe']}`, {report['epochs']} epochs, batch {report['batch_size']}, "
         f"{seeds} seed(s) from {report['first_seed']}; every setting sees the same data order and seeds.",
+        "",
+        data_line(report.get("data")),
     ]
     if not report["complete"]:
         lines += ["", f"**In progress: {report['runs_done']} of {report['runs_total']} runs done.**"]

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.provenance import data_line, data_record
 from ..io import CONFIG_FILE, MODEL_FILE, atomic_write_text
 from ..models.registry import get_model_entry
 from ..train import distributed as dist
@@ -205,6 +206,7 @@ def _report(
         "model": base.model,
         "attention": attention,
         "dataset": base.dataset,
+        "data": data_record(runs["plain"][0]["summary"].get("data_source")),
         "seeds": len(runs["plain"]),
         "epochs": runs["plain"][0]["summary"]["epochs"],
         "recipe": runs["plain"][0]["summary"]["config"]["recipe"],
@@ -231,6 +233,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['epochs']} epochs, recipe `{report['recipe']}`, {report['seeds']} seed(s), "
         f"device {report['device']}.",
+        "",
+        data_line(report.get("data")),
         "",
         f"| variant | test accuracy{' (mean ± sd)' if report['seeds'] > 1 else ''} | params | multiply-adds | "
         "train img/s | inference img/s |",

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..data.provenance import data_line, data_record
 from ..io import atomic_write_text
 from ..train import distributed as dist
 from ..train.config import TrainConfig
@@ -201,6 +202,7 @@ def build_report(
         "protocol": protocol.name,
         "description": protocol.description,
         "dataset": base.dataset,
+        "data": data_record(first_summary.get("data_source")),
         "subset": base.subset,
         "test_subset": base.test_subset,
         "recipe": protocol.recipe,
@@ -236,6 +238,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{data}; recipe `{report['recipe']}`, {'/'.join(map(str, epochs)) or '?'} epochs, {seeds} seed(s) from "
         f"{report['first_seed']}" + (f"; changed from the protocol: {', '.join(report['overridden'])}"
                                        if report["overridden"] else "") + ".",  # fmt: skip
+        "",
+        data_line(report.get("data")),
     ]
     if not report["complete"]:
         lines += ["", f"**In progress: {report['runs_done']} of {report['runs_total']} runs done.**"]

@@ -243,7 +243,7 @@ def _public_classes(num_classes: int | None, dataset: str | None) -> tuple[str, 
     """Class names of a public checkpoint: ImageNet-1k's for a 1000-way classifier, CIFAR-10's for 10."""
     if dataset == "cifar10" or (dataset is None and num_classes == 10):
         return CIFAR10_CLASSES
-    if num_classes == 1000 and dataset in (None, "imagenet"):
+    if num_classes == 1000 and dataset in (None, "imagenet-1k"):
         return tuple(name.split(",")[0].strip() for _, name in imagenet_classes())
     return None
 

@@ -5,7 +5,10 @@
   64 channels (depth 6n + 2). Shortcuts are identities everywhere and, where the shape changes, option A
   of the paper (subsample by 2 and pad the new channels with zeros: no parameters, ResNet-20 has
   0.27M parameters), as in the paper's CIFAR experiments and the widely used reproductions.
-  ``shortcut='B'`` gives 1x1 projection shortcuts (conv + BN) instead.
+  ``shortcut='B'`` gives 1x1 projection shortcuts (conv + BN) instead. The zero channels go after the
+  input's (``shortcut_pad='end'``) or half before and half after (``'both'``: akamaster's
+  pytorch_resnet_cifar10, whose public checkpoints need it; the keys cannot show it).
+* ResNet-1202: the same network with n = 200 (the paper's Table 6 deepest net, 19.4M parameters).
 * ResNet-164: He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks", ECCV 2016
   (arXiv:1603.05027): pre-activation bottlenecks (BN-ReLU-conv, width 16/32/64, output 64/128/256,
   18 per stage), the stride on the first 1x1 convolution as in the authors' code.
@@ -40,27 +43,33 @@ from .resnet import AttentionFactory, BasicBlock, check_choice, merge_residual, 
 
 CIFAR_BLOCKS = ("basic", "preact_basic", "preact_bottleneck")
 SHORTCUTS = ("A", "B")
+SHORTCUT_PADS = ("end", "both")
 
 
 class PadShortcut(nn.Module):
-    """Option A shortcut: subsample by ``stride`` and append zero channels (no parameters).
+    """Option A shortcut: subsample by ``stride`` and add zero channels (no parameters).
 
     Args:
         stride: The spatial subsampling factor.
-        extra: The number of zero channels appended.
+        extra: The number of zero channels added.
+        pad: ``'end'``: all after the input's channels; ``'both'``: ``extra // 2`` before and the rest
+            after (akamaster's ``LambdaLayer``: ``F.pad(x, (0, 0, 0, 0, planes // 4, planes // 4))``).
     """
 
-    def __init__(self, stride: int, extra: int) -> None:
+    def __init__(self, stride: int, extra: int, pad: str = "end") -> None:
         super().__init__()
+        check_choice("shortcut_pad", pad, SHORTCUT_PADS)
         self.stride = stride
         self.extra = extra
+        self.pad = pad
 
     def forward(self, x: Tensor) -> Tensor:
         x = x[:, :, :: self.stride, :: self.stride]  # (N, C, ceil(H/s), ceil(W/s)), as the strided conv
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra))  # (N, C + extra, ...)
+        before = self.extra // 2 if self.pad == "both" else 0
+        return F.pad(x, (0, 0, 0, 0, before, self.extra - before))  # (N, C + extra, ...)
 
     def extra_repr(self) -> str:
-        return f"stride={self.stride}, extra={self.extra}"
+        return f"stride={self.stride}, extra={self.extra}, pad={self.pad!r}"
 
 
 class PreActBasicBlock(nn.Module):
@@ -72,6 +81,7 @@ class PreActBasicBlock(nn.Module):
         stride: Stride of the first convolution.
         shortcut: 'A' (zero padding) or 'B' (1x1 projection of the pre-activated input) when the shape
             changes; an identity otherwise.
+        shortcut_pad: Option A's zero channels: after the input's (``'end'``) or on both sides (``'both'``).
         drop_rate: Dropout between the two convolutions.
         attention: ``attention(channels) -> module or None``, the block's SE (labelled by the caller).
         placement: Where SE goes, one of ``PLACEMENTS``.
@@ -84,6 +94,7 @@ class PreActBasicBlock(nn.Module):
         *,
         stride: int = 1,
         shortcut: str = "B",
+        shortcut_pad: str = "end",
         drop_rate: float = 0.0,
         attention: AttentionFactory = no_attention,
         placement: str = "standard",
@@ -99,7 +110,7 @@ class PreActBasicBlock(nn.Module):
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.se = attention(se_channels(placement, inplanes=inplanes, mid=planes, outplanes=planes))
-        self.downsample, self.project = _preact_shortcut(inplanes, planes, stride, shortcut)
+        self.downsample, self.project = _preact_shortcut(inplanes, planes, stride, shortcut, shortcut_pad)
 
     def zero_init_last(self) -> None:
         """Zeroes the weights of the last convolution so that the block starts as the identity."""
@@ -126,6 +137,7 @@ class PreActBottleneck(nn.Module):
         stride: The block's stride, on the first 1x1 convolution if ``stride_in_1x1`` else on the 3x3.
         shortcut: 'A' (zero padding) or 'B' (1x1 projection of the pre-activated input) when the shape
             changes; an identity otherwise.
+        shortcut_pad: Option A's zero channels: after the input's (``'end'``) or on both sides (``'both'``).
         stride_in_1x1: Where the stride goes (the authors' code: the 1x1).
         attention: ``attention(channels) -> module or None``, the block's SE (labelled by the caller).
         placement: Where SE goes, one of ``PLACEMENTS``.
@@ -138,6 +150,7 @@ class PreActBottleneck(nn.Module):
         *,
         stride: int = 1,
         shortcut: str = "B",
+        shortcut_pad: str = "end",
         stride_in_1x1: bool = True,
         attention: AttentionFactory = no_attention,
         placement: str = "standard",
@@ -157,7 +170,7 @@ class PreActBottleneck(nn.Module):
         self.act3 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv2d(width, planes, 1, bias=False)
         self.se = attention(se_channels(placement, inplanes=inplanes, mid=width, outplanes=planes))
-        self.downsample, self.project = _preact_shortcut(inplanes, planes, stride, shortcut)
+        self.downsample, self.project = _preact_shortcut(inplanes, planes, stride, shortcut, shortcut_pad)
 
     def zero_init_last(self) -> None:
         """Zeroes the weights of the last convolution so that the block starts as the identity."""
@@ -176,13 +189,15 @@ class PreActBottleneck(nn.Module):
         return merge_residual(shortcut, out, self.se, self.placement)
 
 
-def _preact_shortcut(inplanes: int, planes: int, stride: int, shortcut: str) -> tuple[nn.Module | None, bool]:
+def _preact_shortcut(
+    inplanes: int, planes: int, stride: int, shortcut: str, pad: str
+) -> tuple[nn.Module | None, bool]:
     # Returns the shortcut module and whether it takes the pre-activated input (a projection does;
     # option A pads the raw input, as the identity passes it).
     if stride == 1 and inplanes == planes:
         return None, False
     if shortcut == "A" and planes >= inplanes:
-        return PadShortcut(stride, planes - inplanes), False
+        return PadShortcut(stride, planes - inplanes, pad), False
     return nn.Conv2d(inplanes, planes, 1, stride, bias=False), True
 
 
@@ -198,6 +213,8 @@ class CifarResNetConfig:
         stem_width: Channels of the 3x3 stem convolution.
         shortcut: Where the shape changes: 'A' (subsample + zero padding, no parameters) or 'B' (1x1
             projection; conv + BN in post-activation blocks, a bare conv in pre-activation ones).
+        shortcut_pad: Option A only: the zero channels after the input's (``'end'``) or split before and
+            after (``'both'``, as akamaster's pytorch_resnet_cifar10 and its public checkpoints).
         stride_in_1x1: Pre-activation bottlenecks: the stride on the first 1x1 (else on the 3x3).
         block_drop_rate: Dropout between the two convolutions of a pre-activation basic block (WRN).
         drop_rate: Dropout before the classifier.
@@ -210,6 +227,7 @@ class CifarResNetConfig:
     widths: tuple[int, ...] = (16, 32, 64)
     stem_width: int = 16
     shortcut: str = "A"
+    shortcut_pad: str = "end"
     stride_in_1x1: bool = True
     block_drop_rate: float = 0.0
     drop_rate: float = 0.0
@@ -218,6 +236,7 @@ class CifarResNetConfig:
     def __post_init__(self) -> None:
         check_choice("block", self.block, CIFAR_BLOCKS)
         check_choice("shortcut", self.shortcut, SHORTCUTS)
+        check_choice("shortcut_pad", self.shortcut_pad, SHORTCUT_PADS)
         if not self.layers or len(self.layers) != len(self.widths) or any(int(n) < 1 for n in self.layers):
             raise ValueError(
                 f"layers and widths must be non-empty and of equal length, got {self.layers!r}, {self.widths!r}"
@@ -277,16 +296,26 @@ class CifarResNet(SENetModel):
                     block: nn.Module = BasicBlock(
                         inplanes,
                         planes,
-                        downsample=_post_shortcut(inplanes, planes, stride, config.shortcut),
+                        downsample=_post_shortcut(inplanes, planes, stride, config.shortcut, config.shortcut_pad),
                         **common,
                     )
                 elif config.block == "preact_basic":
                     block = PreActBasicBlock(
-                        inplanes, planes, shortcut=config.shortcut, drop_rate=config.block_drop_rate, **common
+                        inplanes,
+                        planes,
+                        shortcut=config.shortcut,
+                        shortcut_pad=config.shortcut_pad,
+                        drop_rate=config.block_drop_rate,
+                        **common,
                     )
                 else:
                     block = PreActBottleneck(
-                        inplanes, planes, shortcut=config.shortcut, stride_in_1x1=config.stride_in_1x1, **common
+                        inplanes,
+                        planes,
+                        shortcut=config.shortcut,
+                        shortcut_pad=config.shortcut_pad,
+                        stride_in_1x1=config.stride_in_1x1,
+                        **common,
                     )
                 blocks.append(block)
                 inplanes = planes
@@ -331,11 +360,11 @@ class CifarResNet(SENetModel):
         return steps
 
 
-def _post_shortcut(inplanes: int, planes: int, stride: int, shortcut: str) -> nn.Module | None:
+def _post_shortcut(inplanes: int, planes: int, stride: int, shortcut: str, pad: str) -> nn.Module | None:
     if stride == 1 and inplanes == planes:
         return None
     if shortcut == "A" and planes >= inplanes:
-        return PadShortcut(stride, planes - inplanes)
+        return PadShortcut(stride, planes - inplanes, pad)
     return nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
 
@@ -353,7 +382,7 @@ def _register_pair(name: str, config: CifarResNetConfig, description: str) -> No
 
 
 def _register() -> None:
-    for depth in (20, 32, 44, 56, 110):
+    for depth in (20, 32, 44, 56, 110, 1202):
         n = (depth - 2) // 6
         _register_pair(
             f"cifar_resnet{depth}",

@@ -1,4 +1,4 @@
-"""Public ImageNet checkpoints: the table, safe reading, conversion on load, download, preprocessing, evaluation.
+"""Public ImageNet and CIFAR-10 checkpoints: the table, safe reading, conversion, download, preprocessing, evaluation.
 
     >>> model = senet.create_model("se_resnet50", pretrained=True)         # the authors' Caffe model
     >>> senet.data_config(model)["interpolation"]
@@ -12,7 +12,8 @@ from .evaluate import evaluate_imagenet_folder, imagenet_classes, imagenet_folde
 from .factory import PretrainedInfo, create_pretrained, data_config, resolve_checkpoint
 from .hub import fetch, pretrained_dir
 from .loading import LoadReport, load_pretrained
-from .table import PRETRAINED, Preprocessing, PretrainedWeights, get_pretrained, list_pretrained
+from .schema import Preprocessing, PretrainedWeights
+from .table import PRETRAINED, get_pretrained, list_pretrained
 
 __all__ = [
     "PRETRAINED",

@@ -23,7 +23,8 @@ from ..models import get_model_entry
 from .hub import fetch, is_url
 from .loading import LoadReport, checkpoint_naming, load_pretrained
 from .provenance import SenetRecord, senet_record
-from .table import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, PretrainedWeights, get_pretrained, list_pretrained
+from .schema import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, PretrainedWeights
+from .table import get_pretrained, list_pretrained
 
 # What a CIFAR network of the zoo is trained on by `senet train` (CIFAR-10's statistics).
 _CIFAR = Preprocessing(

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from ..data.cache import cache_dir, file_digest
 from ..data.download import ChecksumError, download_file
 from ..io import atomic_write_text
-from .table import PretrainedWeights
+from .schema import PretrainedWeights
 
 URL_SCHEMES = ("http", "https", "file")
 

@@ -22,6 +22,7 @@ class DataBundle:
         classes: Class names in label order.
         input_size: (C, H, W) of one image.
         description: One line for logs.
+        source: Where the data came from (``DataSplits.source``: the archive, the embedded copy, the folder).
     """
 
     train: Any
@@ -30,6 +31,7 @@ class DataBundle:
     classes: list[str]
     input_size: tuple[int, int, int]
     description: str
+    source: str = ""
 
 
 def build_data(
@@ -74,5 +76,6 @@ def build_data(
         classes=list(data.classes),
         input_size=(3, data.image_size, data.image_size),
         description=str(data),
+        source=data.source,
     )
 

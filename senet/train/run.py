@@ -270,6 +270,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     summary = {
         "model": cfg.model,
         "dataset": cfg.dataset,
+        "data_source": data.source,
         "classes": data.classes,
         "epochs": cfg.epochs,
         "test_accuracy": final["accuracy"],
