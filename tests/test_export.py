@@ -31,7 +31,7 @@ from senet.export import (
 )
 from senet.export import _onnx as onnx_module
 from senet.export import _torchscript as torchscript_module
-from senet.export._common import export_mode
+from senet.export._mode import export_mode
 from senet.export._onnx import squeeze_nodes
 from senet.layers import SqueezeExcite
 from senet.models.registry import PLACEMENTS, get_model_entry

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze, check_blocks, find_gates, from_source, measure_block, per_class_subset
     from ..analysis.figures import class_indices
     from ..analysis.report import check_out, write_analysis
-    from ..train.run import resolve_device
+    from ..train.device import resolve_device
     from ..train.rundir import new_run_dir
 
     if args.out is not None:

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--test-subset must be positive (or 0 for all), got {args.test_subset}")
     from ..factory import is_recorded_source, load_model, read_run_config
     from ..io import find_weights
-    from ..train.run import evaluate_checkpoint, resolve_device
+    from ..train.device import resolve_device
+    from ..train.evaluation import evaluate_checkpoint
 
     run_dir = None
     if not isinstance(source, bool) and is_recorded_source(source):

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{option.replace('_', '-')} must be positive, got {getattr(args, option)}")
     from ..factory import load_model
     from ..predict import find_images, predict
-    from ..train.run import resolve_device
+    from ..train.device import resolve_device
 
     device = resolve_device(args.device)
     files = find_images(args.images)  # a missing image fails before the model is loaded

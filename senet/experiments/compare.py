@@ -24,8 +24,10 @@ from ..models.registry import get_model_entry
 from ..train import distributed as dist
 from ..train.checkpoint import load_weights
 from ..train.config import TrainConfig
+from ..train.device import resolve_device
 from ..train.interrupt import resume_command
-from ..train.run import build_model, finished_run_record, fit, resolve_device
+from ..train.results import finished_run_record
+from ..train.run import build_model, fit
 from .grid import discard_if_nothing_ran, experiment_dir, read_marker, resumable_by, resumed_base, write_marker
 
 

@@ -28,7 +28,8 @@ from ..io import CONFIG_FILE, atomic_write_text
 from ..train import distributed as dist
 from ..train.config import RESUMABLE_OPTIONS, TrainConfig
 from ..train.interrupt import TrainingStopped
-from ..train.run import finished_run_record, fit
+from ..train.results import finished_run_record
+from ..train.run import fit
 from ..train.rundir import RUNS_ROOT, TAKEN_ON_RESUME, new_run_dir, newest_run_dir, refuse_changed_options
 from .report import format_duration
 

@@ -23,9 +23,10 @@ from ..data.provenance import data_line, data_record
 from ..io import atomic_write_text
 from ..train import distributed as dist
 from ..train.config import TrainConfig
+from ..train.device import resolve_device
 from ..train.interrupt import resume_command
 from ..train.recipes import CIFAR_DATASETS
-from ..train.run import finished_run_record, resolve_device
+from ..train.results import finished_run_record
 from .estimate import estimate_runs
 from .grid import (
     Results,

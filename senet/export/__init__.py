@@ -13,18 +13,12 @@ not tied to one input size).
 See docs/export.md.
 """
 
-from ._common import (
-    RTOL,
-    Check,
-    ExportError,
-    ExportReport,
-    MissingDependencyError,
-    VerificationError,
-    export_mode,
-    relative_error,
-)
+from ._errors import ExportError, MissingDependencyError, VerificationError
+from ._mode import export_mode
 from ._onnx import MAX_OPSET, MIN_OPSET, export_onnx
+from ._report import RTOL, Check, ExportReport
 from ._torchscript import export_torchscript
+from ._verify import relative_error
 
 FORMATS = ("onnx", "torchscript")
 

@@ -18,24 +18,11 @@ from torch import nn
 
 from ..io import one_line
 from ..layers import SqueezeExcite
-from ._common import (
-    ONNX_EXTRA_HINT,
-    RTOL,
-    ExportError,
-    ExportReport,
-    MissingDependencyError,
-    VerificationError,
-    check_out,
-    check_rtol,
-    check_shapes,
-    compare,
-    export_mode,
-    input_shape,
-    quiet_tracing,
-    random_input,
-    timer,
-    write_verified,
-)
+from ._errors import ONNX_EXTRA_HINT, ExportError, MissingDependencyError, VerificationError
+from ._mode import export_mode, quiet_tracing
+from ._report import RTOL, ExportReport
+from ._verify import check_rtol, check_shapes, compare, input_shape, random_input, timer
+from ._writing import check_out, write_verified
 
 MIN_OPSET = 17
 # The TorchScript-based exporter's newest opset (torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET).

@@ -9,22 +9,11 @@ import torch
 from torch import nn
 
 from ..io import one_line
-from ._common import (
-    RTOL,
-    ExportError,
-    ExportReport,
-    VerificationError,
-    check_out,
-    check_rtol,
-    check_shapes,
-    compare,
-    export_mode,
-    input_shape,
-    quiet_tracing,
-    random_input,
-    timer,
-    write_verified,
-)
+from ._errors import ExportError, VerificationError
+from ._mode import export_mode, quiet_tracing
+from ._report import RTOL, ExportReport
+from ._verify import check_rtol, check_shapes, compare, input_shape, random_input, timer
+from ._writing import check_out, write_verified
 
 METHOD = "torch.jit.trace"
 

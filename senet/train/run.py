@@ -28,14 +28,14 @@ from ..io import (
     MODEL_FILE,
     SUMMARY_FILE,
     atomic_write_text,
-    find_weights,
     one_line,
 )
 from ..profiler import profile
 from ..utils.allocator import tune_cpu_allocator
 from . import distributed as dist
-from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights, unwrap
+from .checkpoint import load_checkpoint, save_checkpoint, save_weights, unwrap
 from .config import TrainConfig, parse_save_every
+from .device import resolve_device, seed_everything
 from .engine import EpochProgress, StepOptions, autocast, evaluate, train_one_epoch
 from .init import initial_model
 from .interrupt import TrainingStopped
@@ -45,36 +45,6 @@ from .optim import build_optimizer, build_scheduler
 from .recipes import default_recipe
 from .rundir import RunPlan, claim_run_dir, plan_run
 from .saving import CheckpointSaver
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; otherwise the named device.
-
-    Raises:
-        ValueError: If CUDA is asked for and not available.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seeds Python, NumPy and torch (all devices)."""
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def build_model(cfg: TrainConfig, num_classes: int, *, initial: bool = False) -> nn.Module:
@@ -349,26 +319,6 @@ def _peer_failures(saver: CheckpointSaver) -> Iterator[None]:
         ) from None
 
 
-def finished_run_record(out: str | Path) -> dict[str, Any] | None:
-    """The summary and metric history of the finished run in ``out``, or ``None`` when it has not finished.
-
-    A run has finished once it has written its final weights and then its summary (in that order, by
-    ``fit``); a run stopped before either is unfinished.
-
-    Returns:
-        ``{'summary': ..., 'history': [...]}``, as ``fit``'s result holds them, or ``None``.
-    """
-    run = Path(out)
-    if not (run / MODEL_FILE).is_file():
-        return None
-    try:
-        summary = json.loads((run / SUMMARY_FILE).read_text())
-        history = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines() if line.strip()]
-    except (OSError, ValueError):
-        return None
-    return {"summary": summary, "history": history}
-
-
 def _skipped_images(data: DataBundle) -> list[str]:
     """The unreadable images skipped by ``--skip-corrupt`` (image folders; recorded across workers)."""
     files: list[str] = []
@@ -391,59 +341,3 @@ def _claim(plan: RunPlan, cfg: TrainConfig, main: bool) -> Path:
             atomic_write_text(plan.out / CONFIG_FILE, json.dumps(cfg.to_dict(), indent=1))
     dist.barrier()
     return plan.out
-
-
-ALL = 0  # test_subset value meaning "the whole held-out split"
-
-
-def evaluate_checkpoint(
-    path: Path, *, dataset: str | None = None, data_dir: str | None = None, device: str = "auto",
-    batch_size: int = 256, test_subset: int | None = None,
-) -> dict[str, Any]:
-    """Evaluates the weights of a run (its final weights, else its newest checkpoint).
-
-    Args:
-        path: A run directory, a checkpoint directory inside one, or a weights file of either.
-        dataset: Evaluate on this data set instead of the run's own.
-        data_dir: Where official archives are.
-        device: 'auto', 'cpu' or 'cuda'.
-        batch_size: Evaluation batch size.
-        test_subset: Evaluate on a class-balanced subset of this many held-out images; ``ALL`` (0): the
-            whole split; ``None``: the run's own test subset on its own data set, the whole split otherwise.
-
-    Returns:
-        ``evaluate``'s metrics plus 'model', 'dataset', 'classes', 'weights' and 'class_images' (held-out
-        images per class); a class with no held-out image has accuracy ``None``.
-
-    Raises:
-        FileNotFoundError: If ``path`` holds no weights.
-        ValueError: If the weights do not fit the run's model or the data set's classes, or an option is
-            invalid.
-    """
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be positive, got {batch_size}")
-    if test_subset is not None and test_subset < 0:
-        raise ValueError(f"--test-subset must be positive (or 0 for all), got {test_subset}")
-    dev = resolve_device(device)
-    weights, run_dir = find_weights(path)
-    try:
-        cfg = TrainConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{run_dir / CONFIG_FILE} is not a readable run configuration ({e})") from None
-    own_data = dataset is None or dataset == cfg.dataset
-    cfg.dataset = dataset or cfg.dataset
-    cfg.data_dir = data_dir or cfg.data_dir
-    if test_subset is not None:
-        cfg.test_subset = None if test_subset == ALL else test_subset
-    elif not own_data:
-        cfg.test_subset = None
-    cfg.subset, cfg.batch_size, cfg.device = None, batch_size, device
-    cfg = cfg.resolve()
-    data = build_data(cfg, dev, rank=0, world_size=1, train=False)
-    model = build_model(cfg, data.num_classes).to(dev)
-    load_weights(model, weights)
-    metrics = evaluate(model, data.test, num_classes=data.num_classes, device=dev)
-    return {
-        "model": cfg.model, "dataset": cfg.dataset, "classes": data.classes, "weights": str(weights),
-        "class_images": [sum(row) for row in metrics["confusion"]], **metrics,
-    }  # fmt: skip
