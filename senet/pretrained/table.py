@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from .._validation import did_you_mean
+from ..models.registry import canonical_model_name, get_model_entry, list_models
 from .entries import PRETRAINED
 from .schema import (
     IMAGENET_MEAN,
@@ -51,8 +52,6 @@ def file_hash_prefix(url: str) -> str | None:
 
 
 def _canonical(model: str) -> str:
-    from ..models.registry import canonical_model_name
-
     return canonical_model_name(model)
 
 
@@ -74,8 +73,6 @@ def list_pretrained(model: str | None = None) -> list[PretrainedWeights]:
     """
     if model is None:
         return list(PRETRAINED)
-    from ..models.registry import get_model_entry
-
     name = get_model_entry(model).name  # raises on an unknown name, with suggestions
     entries = [w for w in PRETRAINED if w.model == name]
     return sorted(entries, key=lambda w: not w.default)
@@ -98,8 +95,6 @@ def get_pretrained(model: str, tag: str | bool | None = True) -> PretrainedWeigh
     name = _canonical(model)
     entries = [w for w in PRETRAINED if w.model == name]
     if not entries:
-        from ..models.registry import list_models
-
         have = _models_with_checkpoints()
         if name not in list_models():
             raise ValueError(
