@@ -111,6 +111,7 @@ def test_a_renamed_copy_is_recognised_by_its_keys(tmp_path):
     assert model.config.shortcut_pad == "both"
     names, expected = _reference_logits(RESNET20.name)
     publisher = senet.pretrained.get_pretrained("cifar_resnet20", "akamaster").preprocessing.as_dict()
+    assert senet.data_config(model) == publisher  # the naming's publisher normalised with ImageNet's statistics
     x = _normalise(_pixels(names), publisher)
     with torch.no_grad():
         torch.testing.assert_close(model(x), expected, rtol=0, atol=1e-6)
@@ -207,3 +208,26 @@ def test_resnet56_scores_the_publishers_count_on_the_embedded_copy():
     names, expected = _reference_logits(path.name)
     torch.testing.assert_close(_logits(model, _pixels(names)), expected, rtol=0, atol=1e-6)
     assert _score(model, path.name) == REFERENCE[path.name]["correct_of_10000_on_this_copy"] == 8320
+
+
+def test_senet_eval_scores_the_real_checkpoint_on_cifar10_with_its_publishers_preprocessing(capsys):
+    """`senet eval --model cifar_resnet20 --weights FILE --dataset cifar10`: CIFAR weights scored on CIFAR-10,
+    with the publisher's ImageNet statistics (CIFAR-10's would give other predictions)."""
+    from senet.analysis import model_data, per_class_subset
+    from senet.cli.main import main
+
+    code = main(["eval", "--model", "cifar_resnet20", "--weights", str(RESNET20), "--dataset", "cifar10",
+                 "--per-class", "20", "--json", "--device", "cpu", "--no-progress"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    m = json.loads(out.out)
+    model = senet.create_model("cifar_resnet20", pretrained=RESNET20).eval()
+    publisher = senet.pretrained.get_pretrained("cifar_resnet20", "akamaster").preprocessing.as_dict()
+    data = per_class_subset(model_data("cifar10", publisher), 20)  # the 200 images eval draws (seed 0)
+    with torch.no_grad():
+        predicted = torch.cat([model(x) for x, _ in data.batches(256, torch.device("cpu"))]).argmax(1)
+    confusion = torch.zeros(10, 10, dtype=torch.int64)
+    confusion.index_put_((data.labels, predicted), torch.ones(200, dtype=torch.int64), accumulate=True)
+    assert m["images"] == 200 and m["confusion"] == confusion.tolist()
+    assert m["classes"] == list(senet.data.CIFAR10_CLASSES)
+    assert m["accuracy"] > 0.6  # the real network (81% on this copy), not chance

@@ -138,9 +138,18 @@ def create_pretrained(
     if replaced:
         model.reset_classifier(num_classes)
     model.pretrained_info = PretrainedInfo(str(path), naming, weights, report, replaced)
-    if weights is not None:
-        model.pretrained_cfg = weights.preprocessing
+    preprocessing = weights.preprocessing if weights is not None else _naming_preprocessing(name, naming)
+    if preprocessing is not None:
+        model.pretrained_cfg = preprocessing
     return model
+
+
+def _naming_preprocessing(name: str, naming: str) -> Preprocessing | None:
+    """The preprocessing of a file outside the table (e.g. a renamed publisher's file): its publisher's,
+    when every table entry of ``name`` in that naming agrees on it (akamaster's CIFAR networks take
+    ImageNet's statistics, not CIFAR-10's); ``None`` where they differ or there is none."""
+    found = {w.preprocessing for w in list_pretrained() if w.model == name and w.naming == naming}
+    return found.pop() if len(found) == 1 else None
 
 
 def _naming_of_file(state: dict[str, Any], name: str, record: SenetRecord | None = None) -> str:
