@@ -70,10 +70,13 @@ class ModelSource:
 
     def describe(self) -> str:
         """One line: which network, from which weights."""
-        what = {"run": "run", "retrofit": "senet retrofit output", "file": f"{self.naming}-named file",
-                "url": f"{self.naming}-named download", "pretrained": "public checkpoint"}[self.kind]  # fmt: skip
-        tag = f" {self.tag!r}" if self.tag else ""
-        return f"{self.model} from {what}{tag} {self.location} (weights {self.weights})"
+        if self.kind == "run":
+            return f"{self.model} from the run {self.run_dir} (weights {self.weights})"
+        if self.kind == "retrofit":
+            return f"{self.model} from the `senet retrofit` output {self.location}"
+        entry = f", table entry {self.tag!r}" if self.tag else ""
+        where = self.location if self.kind == "file" else f"{self.location} (cached at {self.weights})"
+        return f"{self.model} from {where} ({self.naming} naming{entry})"
 
 
 def load_model(
@@ -122,10 +125,10 @@ def load_model(
             raise ValueError(_not_a_source(path))
         name = name or _recorded_model(path)
     if name is None:
-        if path is not None and not path.exists() and (os.sep in location or "." in location):
-            raise FileNotFoundError(f"{location} does not exist")
-        raise ValueError(f"{location} does not record its network: name it (--model NAME, or "
-                         "load_model(source, model=NAME))")  # fmt: skip
+        if path is not None and not path.exists():
+            raise FileNotFoundError(f"{location} does not exist (if it is a tag of `senet pretrained list`, name "
+                                    "its network: --model NAME, model= in Python)")  # fmt: skip
+        raise ValueError(f"{location} does not record its network: name it with --model NAME (model= in Python)")
     built = create_pretrained(name, source if path is None or not path.exists() else path, num_classes=num_classes,
                               progress=progress, build=create_model, **overrides)  # fmt: skip
     info = built.pretrained_info
