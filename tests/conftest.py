@@ -1,9 +1,10 @@
-"""Shared test settings: one thread, a private cache, no proxies."""
+"""Shared test settings: one thread, a private cache shared by the xdist workers, no proxies."""
 
 import functools
 import http.server
 import os
 import shutil
+import tempfile
 import threading
 
 import pytest
@@ -36,15 +37,25 @@ def _seeded():
     yield
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _private_cache(tmp_path_factory):
-    """Points SENET_CACHE at a folder of this test session (subprocesses inherit it), so tests never read
-    or write the user's ~/.cache/senet. The embedded CIFAR-10 is decoded once per session into it."""
-    saved = os.environ.get("SENET_CACHE")
-    cache = tmp_path_factory.mktemp("senet-cache")
-    os.environ["SENET_CACHE"] = str(cache)
-    yield
-    shutil.rmtree(cache, ignore_errors=True)  # 180 MB of decoded images: not kept with pytest's old temp dirs
+_SAVED_CACHE = "_senet_saved_cache"
+
+
+def pytest_configure(config):
+    """Points SENET_CACHE at a private folder for the whole test run (subprocesses inherit it), so tests
+    never read or write the user's ~/.cache/senet. Made by the controlling process before any xdist
+    worker starts, so every worker inherits the same folder: the embedded CIFAR-10 is decoded there once
+    for the run (``senet.data.lock`` makes a second worker wait for the first's copy, not decode again)."""
+    if hasattr(config, "workerinput"):  # an xdist worker: SENET_CACHE came from the controller
+        return
+    setattr(config, _SAVED_CACHE, os.environ.get("SENET_CACHE"))
+    os.environ["SENET_CACHE"] = tempfile.mkdtemp(prefix="senet-test-cache-")
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, _SAVED_CACHE):
+        return
+    shutil.rmtree(os.environ["SENET_CACHE"], ignore_errors=True)  # 180 MB of decoded images: not kept
+    saved = getattr(config, _SAVED_CACHE)
     if saved is None:
         os.environ.pop("SENET_CACHE", None)
     else:

@@ -417,13 +417,12 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(reference, tmp_path)
         wait_for(lambda: latest_name(run) is not None, proc, what="the first checkpoint")
         proc.kill_group()
     assert_no_partial_checkpoint(run, keep=2)
-    before = latest_name(run)
-    with running([*args, "--resume"], {"SENET_TEST_PAUSE_IN_SAVE": "0.5"}) as proc:  # 2. while writing one
-        wait_for(lambda: latest_name(run) != before, proc, what="a new checkpoint")
-        wait_for(lambda: saving_now(run), proc, what="a checkpoint being written")
-        time.sleep(0.3)  # its weights are written, its state is not
+    before, held = latest_name(run), tmp_path / "held"
+    with running([*args, "--resume"], {"SENET_TEST_HOLD_IN_SAVE": str(held)}) as proc:  # 2. while writing one
+        wait_for(held.exists, proc, what="a checkpoint being written")  # its weights are written, its state is not
         proc.kill_group()
     assert saving_now(run), "the kill was to land while a checkpoint was being written"
+    assert latest_name(run) == before  # the write it was killed in never became the newest checkpoint
     assert_no_partial_checkpoint(run, keep=2)
     with running([*args, "--resume"], {"SENET_TEST_STEP_SLEEP": "0.1"}) as proc:  # 3. at a random moment
         wait_for(lambda: any("resuming" in line for line in proc.out), proc, what="training to resume")

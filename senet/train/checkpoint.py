@@ -40,7 +40,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .interrupt import injected_pause_in_save
+from .interrupt import injected_hold_in_save, injected_pause_in_save
 
 LATEST = "LATEST"
 CHECKPOINT_FILES = ("model.safetensors", "state.pt", "meta.json")
@@ -280,6 +280,7 @@ def save_checkpoint(
     final, aside = root / name, None
     try:
         save_file(model_state(model), str(tmp / "model.safetensors"))
+        injected_hold_in_save()
         injected_pause_in_save()
         torch.save(state, tmp / "state.pt")
         injected_pause_in_save()
