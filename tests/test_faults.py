@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from two_process import DDP_TRAIN
 
 from senet.cli.main import main
 from senet.data import load_dataset
@@ -588,17 +589,15 @@ def test_sigint_stops_ablate_and_reproduce_with_a_checkpoint_and_the_command_tha
 
 # --- two processes -----------------------------------------------------------------------------------------------
 
-DDP = [*QUICK, "--subset", "200"]  # 100 images per process: 4 steps of 25 per epoch
+DDP = DDP_TRAIN  # QUICK on 200 images: 100 per process, 4 steps of 25 per epoch (the shared reference's options)
 
 
-def test_two_process_run_survives_a_dead_rank_and_a_preemption(tmp_path, cifar10):
+def test_two_process_run_survives_a_dead_rank_and_a_preemption(tmp_path, cifar10, ddp_reference):
     """Rank 1 dies after step 3 (before its checkpoint): rank 0 stops within seconds with one clear line, not
     a hang. The run resumes on two processes, is preempted (SIGTERM to torchrun), resumes again and ends
     identical to an uninterrupted two-process run (CPU, gloo)."""
-    ref, run = tmp_path / "ref", tmp_path / "run"
-    with running(["train", *DDP, "--out", str(ref)], torchrun=True) as proc:
-        code, out, err = proc.wait()
-    assert code == 0, err[-3000:]
+    (ref, result), run = ddp_reference, tmp_path / "run"
+    assert result.returncode == 0, result.stderr[-3000:]
 
     args = ["train", *DDP, "--out", str(run), "--save-every", "1"]
     start = time.monotonic()
