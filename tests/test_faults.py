@@ -432,9 +432,9 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(reference, tmp_path)
     with running([*args, "--resume"], {"SENET_TEST_HOLD_IN_SAVE": str(held)}) as proc:  # 2. while writing one
         wait_for(held.exists, proc, what="a checkpoint being written")  # its weights are written, its state is not
         proc.kill_group()
+    assert_no_partial_checkpoint(run, keep=2)
     assert saving_now(run), "the kill was to land while a checkpoint was being written"
     assert latest_name(run) == before  # the write it was killed in never became the newest checkpoint
-    assert_no_partial_checkpoint(run, keep=2)
     with running([*args, "--resume"], {"SENET_TEST_STEP_SLEEP": "0.1"}) as proc:  # 3. at a random moment
         wait_for(lambda: any("resuming" in line for line in proc.out), proc, what="training to resume")
         time.sleep(random.Random(13).uniform(0.1, 1.0))
