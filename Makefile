@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip -q --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-all lint bench clean
 
 setup: $(STAMP)
 
@@ -27,8 +27,13 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# `make test`: everything but the tests marked slow, on every core (pytest-xdist), hypothesis's 'fast' profile.
+# `make test-all` (what CI runs): every test, and the 'thorough' profile (4x the property examples).
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: setup lint
+	$(BIN)/python -m pytest -q --hypothesis-profile thorough
 
 # The benchmark record (docs/benchmarks.md): ~5 min on 2 cores, ~11 when torch.compile's cache is cold.
 bench: setup

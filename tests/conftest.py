@@ -1,13 +1,25 @@
-"""Shared test settings: one thread, a private cache, no proxies."""
+"""Shared test settings: one thread, a private cache shared by the xdist workers, no proxies."""
 
 import functools
 import http.server
 import os
 import shutil
+import subprocess
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+from two_process import two_process_reference
+
+# Hypothesis profiles (tests/test_properties.py scales each test's examples by max_examples / 100):
+# 'fast' is the default (`make test`), 'thorough' runs every example (`make test-all`, which passes
+# --hypothesis-profile thorough; that option, read after this file, overrides the default).
+settings.register_profile("fast", max_examples=25)
+settings.register_profile("thorough", max_examples=100)
+settings.load_profile("fast")
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy")
 
@@ -36,19 +48,42 @@ def _seeded():
     yield
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _private_cache(tmp_path_factory):
-    """Points SENET_CACHE at a folder of this test session (subprocesses inherit it), so tests never read
-    or write the user's ~/.cache/senet. The embedded CIFAR-10 is decoded once per session into it."""
-    saved = os.environ.get("SENET_CACHE")
-    cache = tmp_path_factory.mktemp("senet-cache")
-    os.environ["SENET_CACHE"] = str(cache)
-    yield
-    shutil.rmtree(cache, ignore_errors=True)  # 180 MB of decoded images: not kept with pytest's old temp dirs
+_SAVED_CACHE = "_senet_saved_cache"
+SHARED = "SENET_TEST_SHARED"  # a folder of this test run shared by all workers (made with the cache)
+
+
+def pytest_configure(config):
+    """Points SENET_CACHE at a private folder for the whole test run (subprocesses inherit it), so tests
+    never read or write the user's ~/.cache/senet, and SENET_TEST_SHARED at a folder beside it. Both are
+    made by the controlling process before any xdist worker starts, so every worker inherits the same
+    folders: the embedded CIFAR-10 is decoded once for the run (``senet.data.lock`` makes a second worker
+    wait for the first's copy, not decode again), and so is the two-process reference run."""
+    if hasattr(config, "workerinput"):  # an xdist worker: SENET_CACHE came from the controller
+        return
+    setattr(config, _SAVED_CACHE, os.environ.get("SENET_CACHE"))
+    root = Path(tempfile.mkdtemp(prefix="senet-test-"))
+    (root / "cache").mkdir()
+    (root / "shared").mkdir()
+    os.environ["SENET_CACHE"] = str(root / "cache")
+    os.environ[SHARED] = str(root / "shared")
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, _SAVED_CACHE):
+        return
+    shutil.rmtree(Path(os.environ.pop(SHARED)).parent, ignore_errors=True)  # 180 MB of decoded images: not kept
+    saved = getattr(config, _SAVED_CACHE)
     if saved is None:
         os.environ.pop("SENET_CACHE", None)
     else:
         os.environ["SENET_CACHE"] = saved
+
+
+@pytest.fixture(scope="session")
+def ddp_reference() -> tuple[Path, subprocess.CompletedProcess]:
+    """The uninterrupted 2-process run of ``two_process.DDP_TRAIN``: trained once for the whole test run,
+    whichever worker asks first (see two_process.py); returns its folder and the torchrun job's result."""
+    return two_process_reference(Path(os.environ[SHARED]))
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The embedded CIFAR-10: its content, its decoding and the cache of decoded arrays."""
 
+import concurrent.futures
 import io
 import tarfile
 import time
@@ -34,10 +35,10 @@ def test_decoding_some_members_matches_pillow():
     np.testing.assert_array_equal(arrays["train_images"][1], expected)
 
 
-@pytest.mark.slow
 def test_embedded_cifar10_loads_in_full():
-    # Uses the test session's private cache (conftest.py): the first load of a session decodes the
-    # 60,000 JPEGs (5-15 s, depending on the CPU); later loads in the session read the cache.
+    # Uses the test run's private cache (conftest.py): the first load of a run decodes the 60,000 JPEGs
+    # (5-15 s, depending on the CPU), once for all xdist workers; later loads read the cache. Not slow:
+    # other tests of `make test` load the data set anyway.
     start = time.perf_counter()
     data = load_dataset("cifar10", progress=False)
     seconds = time.perf_counter() - start
@@ -71,6 +72,11 @@ COLOURS = {
 }
 
 
+def _entries(cache):
+    """The cache entries (not the hidden lock files beside them)."""
+    return [p for p in cache.iterdir() if not p.name.startswith(".")]
+
+
 def test_decode_cache_and_invalidation(tmp_path, monkeypatch):
     archive, cache = tmp_path / "tiny.tar.gz", tmp_path / "cache"
     _png_archive(archive, COLOURS)
@@ -81,7 +87,7 @@ def test_decode_cache_and_invalidation(tmp_path, monkeypatch):
     assert arrays["test_images"][1, :, 0, 0].tolist() == [4, 5, 6]
 
     # Cached under the archive's sha256, written whole (no temporary left behind).
-    (first,) = cache.iterdir()
+    (first,) = _entries(cache)
     assert first.name.startswith("tiny-") and sorted(p.name for p in first.iterdir())[0] == "classes.npy"
 
     def no_decoding(*args, **kwargs):
@@ -96,10 +102,10 @@ def test_decode_cache_and_invalidation(tmp_path, monkeypatch):
     _png_archive(archive, {**COLOURS, "test": {"airplane": [(9, 9, 9)], "automobile": [(4, 5, 6)]}})
     changed = load_embedded_cifar10(archive=archive, cache=cache, progress=False)
     assert changed["test_images"][0, :, 0, 0].tolist() == [9, 9, 9]
-    assert len(list(cache.iterdir())) == 2
+    assert len(_entries(cache)) == 2
 
     # A damaged cache entry is reported and rebuilt.
-    (entry,) = [p for p in cache.iterdir() if p != first]
+    (entry,) = [p for p in _entries(cache) if p != first]
     (entry / "test_images.npy").write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="decoding again"):
         rebuilt = load_embedded_cifar10(archive=archive, cache=cache, progress=False)
@@ -107,6 +113,27 @@ def test_decode_cache_and_invalidation(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_embedded_cifar10(archive=archive, cache=cache, progress=False)
+
+
+def test_two_loads_at_once_decode_once(tmp_path, monkeypatch):
+    """Two loaders racing for an empty cache (two xdist workers, two runs): one decodes, the other waits
+    for its copy and reads it (the file lock of senet.data.lock; flock locks conflict between threads too,
+    each opening the lock file on its own)."""
+    archive, cache = tmp_path / "tiny.tar.gz", tmp_path / "cache"
+    _png_archive(archive, COLOURS)
+    decodes = []
+
+    def slow_decode(*args, **kwargs):
+        decodes.append(1)
+        time.sleep(0.5)  # long enough for the other thread to arrive while this one decodes
+        return decode_image_archive(*args, **kwargs)
+
+    monkeypatch.setattr(embedded, "decode_image_archive", slow_decode)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: load_embedded_cifar10(archive=archive, cache=cache, progress=False), "ab"))
+    assert len(decodes) == 1, "both loaders decoded"
+    np.testing.assert_array_equal(results[0]["train_images"], results[1]["train_images"])
+    assert len(_entries(cache)) == 1
 
 
 def test_decode_rejects_wrong_sizes_and_broken_images(tmp_path):

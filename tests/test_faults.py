@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from shared_runs import shared_train
 from torch import nn
+from two_process import DDP_TRAIN
 
 from senet.cli.main import main
 from senet.data import load_dataset
@@ -51,11 +53,20 @@ def cifar10():
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, cifar10) -> Path:
-    """The uninterrupted run, keeping a checkpoint after every step."""
-    out = tmp_path_factory.mktemp("reference") / "run"
-    assert main(["train", *QUICK, "--out", str(out), "--save-every", "1", "--keep-checkpoints", "100"]) == 0
-    return out
+def reference(cifar10) -> Path:
+    """The uninterrupted run, keeping a checkpoint after every step (trained once for all workers)."""
+    return shared_train("faults-reference", [*QUICK, "--save-every", "1", "--keep-checkpoints", "100"])
+
+
+def se_twin_reference() -> Path:
+    """The SE twin of a 1-epoch comparison, uninterrupted (trained once for all workers)."""
+    return shared_train("faults-se-1-epoch", [*QUICK, "--epochs", "1", "--attention", "se"])
+
+
+def reduction_8_reference() -> Path:
+    """The reduction=8 setting of a 1-epoch ablation, uninterrupted (trained once for all workers)."""
+    return shared_train("faults-reduction-8-1-epoch", [*QUICK, "--model", "se_cifar_resnet20", "--reduction", "8",
+                                                       "--epochs", "1"])  # fmt: skip
 
 
 def _metrics(run: Path) -> list[dict]:
@@ -411,14 +422,13 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(reference, tmp_path)
         wait_for(lambda: latest_name(run) is not None, proc, what="the first checkpoint")
         proc.kill_group()
     assert_no_partial_checkpoint(run, keep=2)
-    before = latest_name(run)
-    with running([*args, "--resume"], {"SENET_TEST_PAUSE_IN_SAVE": "0.5"}) as proc:  # 2. while writing one
-        wait_for(lambda: latest_name(run) != before, proc, what="a new checkpoint")
-        wait_for(lambda: saving_now(run), proc, what="a checkpoint being written")
-        time.sleep(0.3)  # its weights are written, its state is not
+    before, held = latest_name(run), tmp_path / "held"
+    with running([*args, "--resume"], {"SENET_TEST_HOLD_IN_SAVE": str(held)}) as proc:  # 2. while writing one
+        wait_for(held.exists, proc, what="a checkpoint being written")  # its weights are written, its state is not
         proc.kill_group()
-    assert saving_now(run), "the kill was to land while a checkpoint was being written"
     assert_no_partial_checkpoint(run, keep=2)
+    assert saving_now(run), "the kill was to land while a checkpoint was being written"
+    assert latest_name(run) == before  # the write it was killed in never became the newest checkpoint
     with running([*args, "--resume"], {"SENET_TEST_STEP_SLEEP": "0.1"}) as proc:  # 3. at a random moment
         wait_for(lambda: any("resuming" in line for line in proc.out), proc, what="training to resume")
         time.sleep(random.Random(13).uniform(0.1, 1.0))
@@ -487,8 +497,7 @@ def test_compare_killed_mid_run_keeps_the_finished_twin_and_resumes_the_other(tm
     plain = {p: p.stat().st_mtime_ns for p in (out / "plain-seed0").rglob("*") if p.is_file()}
     assert main([*args, "--resume"]) == 0
     assert plain == {p: p.stat().st_mtime_ns for p in (out / "plain-seed0").rglob("*") if p.is_file()}
-    assert main(["train", *QUICK, "--epochs", "1", "--attention", "se", "--out", str(tmp_path / "ref")]) == 0
-    assert_identical_runs(se, tmp_path / "ref")
+    assert_identical_runs(se, se_twin_reference())
 
 
 def test_ablate_killed_mid_run_resumes_the_interrupted_setting_mid_epoch(tmp_path, cifar10, capsys):
@@ -502,10 +511,7 @@ def test_ablate_killed_mid_run_resumes_the_interrupted_setting_mid_epoch(tmp_pat
     assert_no_partial_checkpoint(second, keep=2)
     assert main([*args, "--resume"]) == 0
     assert f"resuming {second} at epoch 1 step 3" in capsys.readouterr().out
-    ref = tmp_path / "ref"
-    assert main(["train", *QUICK, "--model", "se_cifar_resnet20", "--reduction", "8", "--epochs", "1",
-                 "--out", str(ref)]) == 0  # fmt: skip
-    assert_identical_runs(second, ref)
+    assert_identical_runs(second, reduction_8_reference())
 
 
 # --- compare, ablate and reproduce: a signal stops the run in progress after a checkpoint --------------------
@@ -545,14 +551,13 @@ def test_sigterm_stops_compare_with_a_checkpoint_and_its_short_resume_command_co
     assert main(command.split()[1:]) == 0
     assert plain == {p: p.stat().st_mtime_ns for p in (out / "plain-seed0").rglob("*") if p.is_file()}
     assert json.loads((out / "compare.json").read_text())["complete"]
-    assert main(["train", *QUICK, "--epochs", "1", "--attention", "se", "--out", str(tmp_path / "ref")]) == 0
-    assert_identical_runs(se, tmp_path / "ref")
+    assert_identical_runs(se, se_twin_reference())
 
 
-def test_sigint_stops_ablate_and_reproduce_with_a_checkpoint_and_the_command_that_continues_them(tmp_path, cifar10):
-    """Ctrl-C in the second setting of an ablation, SIGTERM in the first run of a reproduction: each writes a
-    checkpoint at the step it stopped at, prints one line naming the run and the resume command, and exits
-    130 / 143; that command finishes the experiment, the ablation's setting identical to an uninterrupted run."""
+def test_sigint_stops_ablate_with_a_checkpoint_and_the_command_that_continues_it(tmp_path, cifar10):
+    """Ctrl-C in the second setting of an ablation writes a checkpoint at the step it stopped at, prints one
+    line naming the run and the resume command, and exits 130; that command finishes the ablation, the
+    interrupted setting identical to an uninterrupted run."""
     out = tmp_path / "ablation"
     args = ["ablate", *QUICK, "--model", "se_cifar_resnet20", "--vary", "reduction=4,8", "--epochs", "1",
             "--out", str(out)]  # fmt: skip
@@ -562,11 +567,12 @@ def test_sigint_stops_ablate_and_reproduce_with_a_checkpoint_and_the_command_tha
     assert command.startswith("senet ablate --model se_cifar_resnet20 --vary reduction=4,8 ") and "--resume" in command
     assert latest_name(second) == _stop_checkpoint(err)
     assert main(command.split()[1:]) == 0
-    ref = tmp_path / "ref"
-    assert main(["train", *QUICK, "--model", "se_cifar_resnet20", "--reduction", "8", "--epochs", "1",
-                 "--out", str(ref)]) == 0  # fmt: skip
-    assert_identical_runs(second, ref)
+    assert_identical_runs(second, reduction_8_reference())
 
+
+def test_sigterm_stops_reproduce_with_a_checkpoint_and_the_command_that_continues_it(tmp_path, cifar10):
+    """SIGTERM in the first run of a reproduction: a checkpoint at the step it stopped at, one line naming the
+    run and the resume command, exit 143; that command finishes the reproduction."""
     out = tmp_path / "repro"
     args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "1", "--epochs", "1", "--subset", "1000",
             "--test-subset", "50", "--device", "cpu", "--no-progress", "--out", str(out)]  # fmt: skip
@@ -583,17 +589,15 @@ def test_sigint_stops_ablate_and_reproduce_with_a_checkpoint_and_the_command_tha
 
 # --- two processes -----------------------------------------------------------------------------------------------
 
-DDP = [*QUICK, "--subset", "200"]  # 100 images per process: 4 steps of 25 per epoch
+DDP = DDP_TRAIN  # QUICK on 200 images: 100 per process, 4 steps of 25 per epoch (the shared reference's options)
 
 
-def test_two_process_run_survives_a_dead_rank_and_a_preemption(tmp_path, cifar10):
+def test_two_process_run_survives_a_dead_rank_and_a_preemption(tmp_path, cifar10, ddp_reference):
     """Rank 1 dies after step 3 (before its checkpoint): rank 0 stops within seconds with one clear line, not
     a hang. The run resumes on two processes, is preempted (SIGTERM to torchrun), resumes again and ends
     identical to an uninterrupted two-process run (CPU, gloo)."""
-    ref, run = tmp_path / "ref", tmp_path / "run"
-    with running(["train", *DDP, "--out", str(ref)], torchrun=True) as proc:
-        code, out, err = proc.wait()
-    assert code == 0, err[-3000:]
+    (ref, result), run = ddp_reference, tmp_path / "run"
+    assert result.returncode == 0, result.stderr[-3000:]
 
     args = ["train", *DDP, "--out", str(run), "--save-every", "1"]
     start = time.monotonic()

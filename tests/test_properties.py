@@ -6,7 +6,9 @@ The contract under test: every call either returns a correct result, or raises a
 input, or a silently wrong shape.
 
 Runs are derandomized (a fixed seed per test, no example database), so CI sees the same examples every
-time; ``max_examples`` keeps the file near a minute on two busy cores.
+time. Each test's number of examples is given for the 'thorough' hypothesis profile (``make test-all``,
+``--hypothesis-profile thorough``); the default profile, 'fast' (``make test``), runs a quarter of them
+(tests/conftest.py registers both).
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     print_blob=True,
 )
+
+
+def examples(thorough: int) -> int:
+    """The number of examples for the loaded profile: ``thorough`` under 'thorough' (max_examples 100), a
+    quarter of it under 'fast' (max_examples 25), never fewer than 10."""
+    return max(10, thorough * settings.default.max_examples // 100)
 
 
 def assert_clear_error(error: BaseException) -> None:
@@ -153,7 +161,7 @@ def lay_out(x, layout, dims):
 
 
 @given(case=attention_cases())
-@settings(SETTINGS, max_examples=1500)
+@settings(SETTINGS, max_examples=examples(1500))
 def test_attention_output_is_correct_for_any_shape_dtype_layout_and_options(case):
     name, kwargs, dtype, dims = case["name"], case["kwargs"], case["dtype"], case["kwargs"]["dims"]
     event(f"{name}, dims={dims}, {str(dtype).removeprefix('torch.')}, {case['layout']}")
@@ -261,7 +269,7 @@ def bad_attention_calls(draw):
 
 
 @given(call=bad_attention_calls())
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=examples(400))
 def test_invalid_attention_options_are_clear_errors(call):
     name, channels, kwargs = call
     error = raises_clearly(senet.create_attention, name, channels, **kwargs)
@@ -298,7 +306,7 @@ def bad_inputs(draw):
 
 
 @given(case=bad_inputs())
-@settings(SETTINGS, max_examples=300)
+@settings(SETTINGS, max_examples=examples(300))
 def test_inputs_that_do_not_fit_are_clear_errors(case):
     name, dims, channels, x = case
     module = senet.create_attention(name, channels, dims=dims)
@@ -369,7 +377,7 @@ def model_calls(draw):
 
 
 @given(call=model_calls())
-@settings(SETTINGS, max_examples=200)
+@settings(SETTINGS, max_examples=examples(200))
 def test_create_model_builds_a_working_network_or_refuses_clearly(call):
     name, options, bad = call
     real = name in CIFAR and options.get("in_chans", 3) in range(1, 5)
@@ -485,7 +493,7 @@ def damaged_listings(draw):
 
 
 @given(case=damaged_listings())
-@settings(SETTINGS, max_examples=200)
+@settings(SETTINGS, max_examples=examples(200))
 def test_convert_gives_the_exact_model_keys_or_refuses_in_one_line(case):
     name, kind, state = case
     naming, model = LISTINGS[name]
@@ -537,7 +545,7 @@ def model_builder(name):
     source=st.sampled_from(["auto", "legacyy", "timm", "", "ours"]),
     target=st.sampled_from(["ours", "modernn", "torchvision"]),
 )
-@settings(SETTINGS, max_examples=60)
+@settings(SETTINGS, max_examples=examples(60))
 def test_convert_with_bad_names_refuses_clearly(model, source, target):
     state = meta(listing("tv_resnet18"))
     event(type(raises_clearly(convert_state_dict, state, source, model=model, target=target)).__name__)

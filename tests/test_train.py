@@ -2,16 +2,13 @@
 
 import copy
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from two_process import torchrun
 
 import senet.train.run as run_module
 from senet.cli.main import main
@@ -273,33 +270,16 @@ def test_schedules():
         lr_multiplier("linear", total_steps=10)
 
 
-def _torchrun(args: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs a 2-process torchrun job in a session of its own. On a timeout (or any error here) the whole
-    process group (torchrun's agent and its workers) is killed, so nothing outlives the test."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-
-
-def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, cifar10):
-    out = tmp_path / "ddp"
-    result = _torchrun(["-m", "senet", "train", *QUICK, "--epochs", "1", "--out", str(out)])
+def test_two_process_gloo_run_keeps_ranks_identical(ddp_reference):
+    out, result = ddp_reference  # 2 epochs on 200 images, 25 per batch (two_process.DDP_TRAIN)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("cifar_resnet20: test accuracy") == 1, result.stdout  # rank 0 reports
     assert result.stdout.count("run in") == 2  # its first line and its result, once each
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["ranks_identical"] is True
-    # Each rank saw half of each epoch: 200 images / 2 ranks / 50 per batch = 2 steps of 50 per rank.
-    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-    assert record["epoch"] == 1
+    # Each rank saw half of each epoch: 200 images / 2 ranks / 25 per batch = 4 steps of 25 per rank.
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
 
 
 def test_two_processes_at_batch_b_equal_one_process_at_batch_2b(tmp_path, cifar10, monkeypatch):
@@ -311,7 +291,7 @@ def test_two_processes_at_batch_b_equal_one_process_at_batch_2b(tmp_path, cifar1
     common = ["train", *QUICK, "--epochs", "2", "--lr", "0.05", "--test-subset", "50"]
     audit = tmp_path / "audit"
     audit.mkdir()
-    result = _torchrun([str(TESTS / "ddp_worker.py"), str(audit), *common, "--batch-size", "25",
+    result = torchrun([str(TESTS / "ddp_worker.py"), str(audit), *common, "--batch-size", "25",
                         "--out", str(tmp_path / "two")])  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     monkeypatch.setattr(run_module, "build_model", lambda cfg, num_classes, **kw: small_net(num_classes))
@@ -380,6 +360,7 @@ def test_bf16_autocast_with_channels_last_trains(tmp_path, monkeypatch):
     assert plain == {"input_channels_last": {False}, "weights_channels_last": {False}, "conv_dtypes": {torch.float32}}
 
 
+@pytest.mark.slow  # a cold Inductor compile (C++ kernels built here): nothing makes it cheap; `make test-all`
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")  # raised inside Inductor
 def test_compile_trains_with_inductor(tmp_path, monkeypatch):
     """--compile runs the training step through TorchDynamo and the default Inductor backend (C++ kernels

@@ -1,5 +1,6 @@
 """`senet train --init-from FILE [--retrofit se]`: fine-tuning starts from the checkpoint, exactly."""
 
+import copy
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 from random_weights import randomized
 
 import senet
+import senet.train.run as run_module
 from senet.cli.main import main
 from senet.convert import convert_state_dict
 from senet.pretrained import read_state_dict
@@ -58,11 +60,26 @@ def test_init_from_with_retrofit_starts_from_the_same_function(plain):
     assert set(rebuilt.state_dict()) == set(model.state_dict())
 
 
-def test_a_retrofitted_run_trains_resumes_and_evaluates(plain, tmp_path, capsys):
-    _, path = plain
+def _features(model, x):
+    """What ``model`` computes up to its classifier (a copy in eval mode, so the model itself is untouched)."""
+    model = copy.deepcopy(model).eval()
+    model.fc = torch.nn.Identity()
+    with torch.no_grad():
+        return model(x)
+
+
+def test_a_retrofitted_run_trains_resumes_and_evaluates(plain, tmp_path, capsys, monkeypatch):
+    original, path = plain
     out = tmp_path / "run"
     args = ["train", "--model", "cifar_resnet20", "--init-from", str(path), "--retrofit", "se", *QUICK]
+    # The run's first step starts from the checkpoint's function (SE's identity start): the network that
+    # train_one_epoch receives computes what the checkpoint did, up to the classifier (5 classes there, 10 here).
+    x, started, real_epoch = torch.randn(4, 3, 32, 32), [], run_module.train_one_epoch
+    monkeypatch.setattr(run_module, "train_one_epoch",
+                        lambda model, *a, **k: started.append(_features(model, x)) or real_epoch(model, *a, **k))
     assert main([*args, "--out", str(out)]) == 0
+    assert torch.equal(started[0], _features(original, x))
+    monkeypatch.undo()
     weights = read_state_dict(out)
     assert sum(".retrofit_se.fc1.weight" in k for k in weights) == 9  # CIFAR blocks have an `se` slot (None)
     config = json.loads((out / "config.json").read_text())

@@ -38,6 +38,7 @@ from .cache import (
     read_to_end,
     save_arrays,
 )
+from .lock import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,13 @@ def load_embedded_cifar10(
         raise FileNotFoundError(f"the embedded CIFAR-10 archive is missing: {archive} (reinstall senet)")
     key = file_digest(archive, "sha256")[:16]
     path = Path(cache or cache_dir()) / f"{archive.name.split('.')[0]}-{key}-v{_CACHE_VERSION}"
+    # One process decodes at a time; one that waited finds the other's copy and loads it.
+    with exclusive_lock(path.parent / f".{path.name}.lock"):
+        return _cached_or_decoded(archive, path, progress)
+
+
+def _cached_or_decoded(archive: Path, path: Path, progress: bool) -> dict[str, np.ndarray]:
+    """Loads the cache entry ``path`` if it is whole, else decodes ``archive`` and saves it there."""
     if path.is_dir():
         try:
             arrays = load_arrays(path)
@@ -271,12 +279,12 @@ def load_embedded_cifar10(
             problem = "incomplete"
         except (OSError, ValueError) as e:
             problem = f"unreadable ({e})"
-        warnings.warn(f"the cache {path} is {problem}; decoding again", stacklevel=2)
+        warnings.warn(f"the cache {path} is {problem}; decoding again", stacklevel=3)
         shutil.rmtree(path, ignore_errors=True)
     arrays = decode_image_archive(archive, classes=CIFAR10_CLASSES, progress=progress)
     try:
         save_arrays(path, arrays)
         log.info("cached the decoded CIFAR-10 in %s", path)
     except OSError as e:  # a read-only home still trains, it just decodes every time
-        warnings.warn(f"could not write the cache {path} ({e}); set SENET_CACHE to a writable folder", stacklevel=2)
+        warnings.warn(f"could not write the cache {path} ({e}); set SENET_CACHE to a writable folder", stacklevel=3)
     return arrays

@@ -43,7 +43,7 @@ from ..io import (
     replace_folder,
     safe_torch_load,
 )
-from .interrupt import injected_pause_in_save
+from .interrupt import injected_hold_in_save, injected_pause_in_save
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -178,6 +178,7 @@ def save_checkpoint(
     # A checkpoint of that name that LATEST does not name (written just before a crash) is replaced.
     with replace_folder(root / name) as tmp:
         save_file(model_state(model), str(tmp / MODEL_FILE))
+        injected_hold_in_save()
         injected_pause_in_save()
         torch.save(state, tmp / STATE_FILE)
         injected_pause_in_save()

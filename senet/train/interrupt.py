@@ -147,6 +147,17 @@ def injected_pause_in_save() -> None:
         time.sleep(pause)
 
 
+def injected_hold_in_save() -> None:
+    """SENET_TEST_HOLD_IN_SAVE=PATH: once a checkpoint's weights are written (its state not yet), creates the
+    file PATH and holds the write open until the process is killed, so that a kill lands inside the write
+    whatever the machine's speed (the test kills after PATH appears, not after a guessed delay)."""
+    path = os.environ.get("SENET_TEST_HOLD_IN_SAVE")
+    if path:
+        Path(path).touch()
+        while True:
+            time.sleep(1)
+
+
 def injected_faults_after_step(rank: int, global_step: int) -> None:
     """SENET_TEST_STEP_SLEEP=SECONDS: sleep after every training step. SENET_TEST_DIE_AT_STEP=RANK:STEP: the
     process of that rank exits at once (``os._exit(1)``, no clean-up) after that step (counted from 1 over
