@@ -79,6 +79,13 @@ def pytest_unconfigure(config):
         os.environ["SENET_CACHE"] = saved
 
 
+@pytest.fixture(autouse=True)
+def _private_downloads(monkeypatch):
+    """Each test downloads checkpoints into a folder of its own (SENET_PRETRAINED_DIR): the cache is shared by
+    the xdist workers, and a test that serves and then removes a file must not take it from another's."""
+    monkeypatch.setenv("SENET_PRETRAINED_DIR", tempfile.mkdtemp(prefix="pretrained-", dir=os.environ[SHARED]))
+
+
 @pytest.fixture(scope="session")
 def ddp_reference() -> tuple[Path, subprocess.CompletedProcess]:
     """The uninterrupted 2-process run of ``two_process.DDP_TRAIN``: trained once for the whole test run,

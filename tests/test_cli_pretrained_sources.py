@@ -105,7 +105,7 @@ def test_retrofit_pretrained_inserts_se_into_the_served_network(served, tmp_path
     code, out, err = cli("retrofit", "--model", "cifar_resnet20", "--pretrained", "test", "--out", tmp_path / "rf")
     assert code == 0, err
     assert "se modules inserted into cifar_resnet20" in out
-    model = senet.retrofit.checkpoint.load_retrofitted(tmp_path / "rf").eval()
+    model = senet.load_model(tmp_path / "rf")
     assert len(senet.retrofit.attention_modules(model)) == 9
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():

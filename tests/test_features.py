@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sweep import models
 from torch import nn
 
 from senet.models import create_model, list_models
@@ -68,7 +69,7 @@ def _expected_sizes(name: str, size: int, features: FeatureInfo) -> list[int]:
     return [size // f.reduction for f in features]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", models())
 def test_every_model_gives_the_feature_maps_its_feature_info_states(name):
     model = _meta_features(name)
     info = model.feature_info

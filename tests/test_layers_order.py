@@ -204,7 +204,7 @@ def test_the_checks_catch_what_they_guard_against(plant, tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "ROOT", copy)
     target = copy / "layers" / "common.py"
     if plant == "upward":
-        target.write_text(target.read_text() + "\nfrom senet.train import config as _planted\n")
+        target.write_text(target.read_text() + "\nfrom senet.train.config import TrainConfig as _planted\n")
         assert any("layers" in b and "senet.train.config" in b for b in upward_imports())
     elif plant == "cycle":
         graph = package_graph()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sweep import models
 
 from senet.models import create_model, get_model_entry, list_models
 
@@ -54,7 +55,7 @@ FAMILIES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", models())
 def test_every_model_takes_any_input_of_at_least_32_pixels(name):
     classes = get_model_entry(name).num_classes
     with torch.device("meta"):

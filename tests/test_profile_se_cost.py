@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sweep import models
 
 from senet.layers import SqueezeExcite
 from senet.models import create_model, get_model_entry, list_models
@@ -88,7 +89,7 @@ def test_every_network_with_se_is_covered():
     assert len(_with_se()) == 24
 
 
-@pytest.mark.parametrize("name", _with_se())
+@pytest.mark.parametrize("name", models(_with_se()))
 def test_se_multiply_adds_are_exactly_the_se_blocks_cost(name):
     expected = _expected_se_macs(name)
     assert expected > 0
@@ -103,7 +104,7 @@ def test_se_multiply_adds_are_exactly_the_se_blocks_cost(name):
     assert report.attention.macs == expected  # and all of it is charged to the SE modules
 
 
-@pytest.mark.parametrize("name", [n for n in _with_se() if get_model_entry(n).builder in (ResNet, CifarResNet)])
+@pytest.mark.parametrize("name", models([n for n in _with_se() if get_model_entry(n).builder in (ResNet, CifarResNet)]))
 def test_residual_networks_profile_the_fused_scale(name):
     # In the residual networks, SE's scale is fused into the residual addition: the fast path never
     # calls the SE modules' forward (the block calls ``excite`` and does the ``addcmul`` itself), so the

@@ -22,6 +22,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
+from sweep import HUGE
 
 import senet
 from senet.convert import convert_state_dict, get_naming
@@ -319,7 +320,7 @@ def test_inputs_that_do_not_fit_are_clear_errors(case):
 # ---------------------------------------------------------------------------------------------------------
 # create_model
 
-MODELS = list_models()
+MODELS = [n for n in list_models() if n not in HUGE]  # ResNet-1202: swept in the slow tier (tests/sweep.py)
 CIFAR = {n for n in MODELS if get_model_entry(n).input_size[1] == 32}
 MISSING = object()  # the option is not passed at all
 

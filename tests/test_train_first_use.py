@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 import senet
+import senet.train.evaluation as evaluation_module
 import senet.train.run as run_module
 from senet.cli.main import main
 from senet.train.engine import train_one_epoch
@@ -334,13 +335,13 @@ class _Guess(torch.nn.Module):
 def test_eval_can_change_the_test_subset(trained, capsys, monkeypatch):
     # "0 means all": evaluation receives every one of the 10,000 held-out images, 1,000 per class (counted by
     # the real evaluate, with the network swapped for one that costs nothing).
-    received, real_evaluate = [], run_module.evaluate
+    received, real_evaluate = [], evaluation_module.evaluate
 
     def counting_evaluate(model, loader, **options):
         received.append(real_evaluate(_Guess(), loader, **options))
         return received[-1]
 
-    monkeypatch.setattr(run_module, "evaluate", counting_evaluate)
+    monkeypatch.setattr(evaluation_module, "evaluate", counting_evaluate)
     assert main(["eval", "--checkpoint", str(trained), "--test-subset", "0", "--json", "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 10_000
     assert [sum(row) for row in received[0]["confusion"]] == [1000] * 10

@@ -31,6 +31,7 @@ from ..models import create_model, get_model_entry
 from ..models.registry import canonical_model_name
 from ..pretrained import (
     Preprocessing,
+    PretrainedInfo,
     create_pretrained,
     data_config,
     imagenet_classes,
@@ -155,12 +156,14 @@ def _from_run(
         shape = build_run_model(config, 1)
     stored = _classifier_size(shape, weights) or (len(classes) if classes else get_model_entry(recorded).num_classes)
     model = build_run_model(config, stored)
-    load_pretrained(model, weights, source="ours")
+    report = load_pretrained(model, weights, source="ours")
     if classes is not None and len(classes) != stored:
         classes = None
-    if num_classes is not None and num_classes != stored:
+    replaced = num_classes is not None and num_classes != stored
+    if replaced:
         model.reset_classifier(num_classes)
         classes = None
+    model.pretrained_info = PretrainedInfo(str(weights), "ours", None, report, replaced)
     model.pretrained_cfg = run_preprocessing(config)
     model.source_info = ModelSource("run", str(path), recorded, str(weights), "ours", None, classes,
                                     data_config(model), str(run_dir))  # fmt: skip
@@ -175,13 +178,15 @@ def _from_retrofit(
         raise ValueError(f"{path} holds a retrofitted {record['model']}, not {name}")
     _refuse_overrides(path, overrides)
     model = build_retrofitted(record)
-    load_pretrained(model, retrofit_file(path), source="ours")
+    report = load_pretrained(model, retrofit_file(path), source="ours")
     classes = tuple(record["classes"]) if record.get("classes") else None
     if classes is not None and len(classes) != model.num_classes:
         classes = None
-    if num_classes is not None and num_classes != model.num_classes:
+    replaced = num_classes is not None and num_classes != model.num_classes
+    if replaced:
         model.reset_classifier(num_classes)
         classes = None
+    model.pretrained_info = PretrainedInfo(str(retrofit_file(path)), "ours", None, report, replaced)
     if record.get("preprocessing"):
         model.pretrained_cfg = Preprocessing(**_preprocessing_fields(record["preprocessing"]))
     source = record.get("source", {})

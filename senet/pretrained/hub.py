@@ -27,7 +27,9 @@ def is_url(value: str | os.PathLike) -> bool:
 
 
 def pretrained_dir() -> Path:
-    """Where downloaded checkpoints live: ``<cache>/pretrained``."""
+    """Where downloaded checkpoints live: ``$SENET_PRETRAINED_DIR``, else ``<cache>/pretrained``."""
+    if os.environ.get("SENET_PRETRAINED_DIR"):
+        return Path(os.environ["SENET_PRETRAINED_DIR"]).expanduser()
     return cache_dir() / "pretrained"
 
 
