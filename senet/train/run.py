@@ -218,6 +218,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
                 "train_accuracy": train["accuracy"],
                 "lr": train["lr"],
                 "train_seconds": train["seconds"],
+                "train_images": train["images"],
                 "train_images_per_second": train["images_per_second"],
             }
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
