@@ -420,3 +420,15 @@ def test_fp16_on_cpu_is_refused_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "fp16 mixed precision needs CUDA" in err and "Traceback" not in err
     assert not (tmp_path / "fp16").exists()  # refused before anything was written
+
+
+def test_the_first_line_says_how_many_images_an_epoch_uses_when_not_all(tmp_path, capsys):
+    # 200 images in batches of 128: one full batch; the other 72 are dropped, and the first line says so.
+    assert main(["train", *QUICK, "--batch-size", "128", "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "1 epoch, batch 128" in first
+    assert "an epoch trains on 128 of the 200 images (the last partial batch of 72 is dropped" in first
+    # 200 in batches of 50 uses them all: nothing to say.
+    assert _train(tmp_path / "b", "--epochs", "2") == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "2 epochs, batch 50" in first and "an epoch trains on" not in first
