@@ -86,7 +86,7 @@ def per_class_subset(data: AnalysisData, count: int, *, seed: int = 0) -> Analys
         raise ValueError(f"--per-class {count}: class {data.classes[k]!r} has only {plural(int(have[k]), 'image')} "
                          f"here, the fewest of any class; ask for at most {int(have[k])}")  # fmt: skip
     keep = balanced_subset(data.labels, count * len(data.classes), num_classes=len(data.classes), seed=seed)
-    return _select(data, keep, f"{data.description}, {count} images per class")
+    return _select(data, keep, f"{data.description}, {plural(count, 'image')} per class")
 
 
 def balanced_part(data: AnalysisData, total: int, *, seed: int = 0) -> AnalysisData:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._plural import plural
 from ..data.provenance import data_line, data_record
 from ..io import CONFIG_FILE, MODEL_FILE, atomic_write_text
 from ..models.registry import get_model_entry
@@ -279,7 +280,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# {report['model']}: plain vs {att} on {report['dataset']}",
         "",
-        f"{report['epochs']} epochs, recipe `{report['recipe']}`, {report['seeds']} seed(s), "
+        f"{plural(report['epochs'], 'epoch')}, recipe `{report['recipe']}`, {report['seeds']} seed(s), "
         f"device {report['device']}.",
         "",
         data_line(report.get("data")),
