@@ -224,3 +224,15 @@ def test_the_table_gives_mean_and_spread_over_seeds_and_the_papers_numbers():
     assert "In progress: 3 of 6 runs done" in md and "23.30 / 6.55" in md  # the ablations' ResNet-50
     assert "Command: `senet ablate --vary reduction=4,16,3`\nResumed with: `senet ablate" in md
     assert report["code"]["senet"] and report["machine"]["cpu_count"]
+
+
+@pytest.mark.parametrize("command", [["ablate", "--vary", "reduction=4,8"], ["compare", "--model", "cifar_resnet20"]])
+@pytest.mark.parametrize("extra", [[], ["--force"]])
+def test_a_folder_holding_a_training_run_is_refused_and_kept(tmp_path, capsys, command, extra):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"model": "cifar_resnet20", "epochs": 3}))  # as `senet train` left it
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code = main([*command, *TINY, "--out", str(out), *extra])
+    _one_line_error(capsys, code, "already holds a run of cifar_resnet20", "`senet train`", "another --out")
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}

@@ -24,7 +24,9 @@ from senet.analysis import (
     record_excitations,
     write_analysis,
 )
+from senet.analysis.data import AnalysisData, per_class_subset
 from senet.cli.main import main
+from senet.data import TensorSplit
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CLASSES = 5
@@ -342,7 +344,9 @@ def test_careless_use(run_dir, tmp_path, capsys):
     assert "unknown block 'SE_2_9'; did you mean" in _careless(capsys, *run, "--blocks", "SE_2_9", "--out",
                                                                str(tmp_path / "a"))  # fmt: skip
     assert "unknown class 'kat'; did you mean cat" in _careless(capsys, *run, "--classes", "kat")
-    assert "has only 1000 images" in _careless(capsys, *run, "--per-class", "1001")
+    assert "has only 1,000 images here, the fewest" in _careless(capsys, *run, "--per-class", "1001")
+    # One image per class: no estimate of the within-class variance, so specificity would be noise.
+    assert "--per-class 1: one image per class gives no estimate" in _careless(capsys, *run, "--per-class", "1")
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "summary.md").write_text("keep me")
@@ -355,6 +359,15 @@ def test_careless_use(run_dir, tmp_path, capsys):
     save_weights(senet.create_model("cifar_resnet20", num_classes=10), plain)
     assert "has no attention module" in _careless(capsys, "--model", "cifar_resnet20", "--weights", str(plain),
                                                   "--dataset", "cifar10")  # fmt: skip
+
+
+def test_the_class_that_limits_per_class_is_named():
+    labels = torch.tensor([0] * 5 + [1] * 3 + [2] * 4)
+    data = AnalysisData(TensorSplit(torch.zeros(12, 3, 2, 2, dtype=torch.uint8), labels), ("a", "b", "c"),
+                        (0.5,) * 3, (0.5,) * 3)  # fmt: skip
+    with pytest.raises(ValueError, match=r"class 'b' has only 3 images here, the fewest of any class; ask for at most"):
+        per_class_subset(data, 10)  # classes a and c are short too, but b sets the limit
+    assert len(per_class_subset(data, 3)) == 9
 
 
 def test_excitations_dataclass_counts():

@@ -12,10 +12,12 @@ import subprocess
 import pytest
 import torch
 
+import senet.bench.runner as runner_module
 from senet.bench import BenchOptions, Check, StorageTracker, compare, geometric_mean
 from senet.bench.environment import code_version, cpu_model, machine_info
 from senet.bench.harness import Stats, calibrate, quantile
 from senet.bench.memory import measure_step_memory, state_bytes
+from senet.bench.result import SuiteResult
 from senet.bench.se_block import TextbookSE
 from senet.cli.main import main
 from senet.layers import SqueezeExcite
@@ -247,3 +249,31 @@ def test_cli_rejects_unknown_suite(capsys):
     assert main(["bench", "--suite", "nope"]) == 2  # argparse's refusal, as one line
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("senet bench: error: argument --suite: invalid choice: 'nope'")
+
+
+def test_ctrl_c_after_a_finished_suite_keeps_it(tmp_path, monkeypatch, capsys):
+    ran = []
+
+    def fake_suite(name, options):  # 'se' finishes, Ctrl-C arrives during 'network'
+        ran.append(name)
+        if name == "network":
+            raise KeyboardInterrupt
+        return SuiteResult(name=name, description="a fake suite", config={}, data={"value": 1.0})
+
+    monkeypatch.setattr(runner_module, "_run_suite", fake_suite)
+    assert main(["bench", "--suite", "all", "--out", str(tmp_path)]) == 130
+    assert ran == ["se", "network"]  # nothing after the interrupted suite
+    captured = capsys.readouterr()
+    assert "stopped during the network suite; 1 finished suite kept in" in captured.out
+    assert "senet: interrupted" in captured.err
+    (json_path,) = tmp_path.glob("bench-all-*.json")
+    record = json.loads(json_path.read_text())
+    assert list(record["suites"]) == ["se"] and record["complete"] is False and record["stopped_during"] == "network"
+    (md_path,) = tmp_path.glob("bench-all-*.md")
+    assert "Stopped (Ctrl-C) during the network suite" in md_path.read_text()
+    # Stopped before any suite finished: nothing to keep, nothing written.
+    empty = tmp_path / "empty"
+    ran.clear()
+    monkeypatch.setattr(runner_module, "_run_suite", lambda name, options: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["bench", "--suite", "all", "--out", str(empty)]) == 130
+    assert not list(empty.glob("*.json"))

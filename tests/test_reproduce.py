@@ -76,11 +76,11 @@ def test_the_estimate_scales_a_step_to_the_runs():
 def test_the_paper_protocol_on_a_cpu_states_its_estimate_and_waits_for_yes(tmp_path, monkeypatch, capsys):
     measured = []
 
-    def fake_measure(cfg, *, num_classes, device):
-        measured.append(cfg.model)
-        return StepTime(train=0.02, inference=0.005, batch=16)
+    def fake_measure(cfgs, *, num_classes, device):
+        measured.extend(dict.fromkeys(c.model for c in cfgs))
+        return {c.model: StepTime(train=0.02, inference=0.005, batch=16) for c in cfgs}
 
-    monkeypatch.setattr(estimate_module, "measure_step_time", fake_measure)
+    monkeypatch.setattr(estimate_module, "measure_step_times", fake_measure)
     monkeypatch.setattr(grid_module, "fit", lambda cfg: pytest.fail("trained without --yes"))
     out = tmp_path / "paper"
     code = main(["reproduce", "cifar10", "--device", "cpu", "--out", str(out), "--no-progress"])

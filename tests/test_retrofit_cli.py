@@ -71,7 +71,7 @@ def test_an_existing_output_is_kept_without_force(tmp_path, legacy_checkpoint):
         (["--weights", "{tmp}/missing.pth"], "does not exist"),
         (["--weights", "{ckpt}", "--reduction", "nan"], "positive number"),
         (["--weights", "{ckpt}", "--reduction", "0"], "positive number"),
-        (["--weights", "{ckpt}", "--attention", "cbam"], "identity_init supports"),
+        (["--weights", "{ckpt}", "--attention", "cbam"], "starting as the identity (the default) supports"),
         (["--weights", "{ckpt}", "--attention", "sex"], "did you mean"),
         (["--weights", "{ckpt}", "--placement", "sideways"], "sideways"),
         (["--weights", "{ckpt}", "--where", "layer9.0"], "did you mean"),

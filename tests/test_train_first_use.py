@@ -118,9 +118,9 @@ def test_force_names_the_run_it_replaces(tmp_path, capsys):
     assert main(["train", "--model", "cifar_resnet20", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
     capsys.readouterr()
     code = main(["train", "--model", "cifar_resnet32", *QUICK, "--epochs", "1", "--out", str(out)])
-    _one_line_error(capsys, code, "a finished run of cifar_resnet20 (1 epochs)", "--force")
+    _one_line_error(capsys, code, "a finished run of cifar_resnet20 (1 epoch)", "--force")
     assert main(["train", "--model", "cifar_resnet32", *QUICK, "--epochs", "1", "--out", str(out), "--force"]) == 0
-    assert "--force: replacing a finished run of cifar_resnet20 (1 epochs)" in capsys.readouterr().out
+    assert "--force: replacing a finished run of cifar_resnet20 (1 epoch)" in capsys.readouterr().out
     assert json.loads((out / "summary.json").read_text())["model"] == "cifar_resnet32"
 
 

@@ -255,7 +255,7 @@ def test_the_command_lines_that_take_weights_refuse_a_crafted_checkpoint(
         "eval": (["eval", "--model", "cifar_resnet20", "--weights", str(evil), "--dataset", str(tmp_path / "val"),
                   "--workers", "0", "--no-progress", "--device", "cpu"], None),
         "analyze": (["analyze", "--model", "cifar_resnet20", "--weights", str(evil), "--dataset", "cifar10",
-                     "--data-dir", str(tiny_cifar), "--per-class", "1", "--no-progress", "--device", "cpu",
+                     "--data-dir", str(tiny_cifar), "--per-class", "2", "--no-progress", "--device", "cpu",
                      "--out", str(tmp_path / "analysis")], tmp_path / "analysis"),
         "export file": (["export", str(tmp_path / "m.onnx"), "--model", "cifar_resnet20", "--weights", str(evil)],
                         tmp_path / "m.onnx"),

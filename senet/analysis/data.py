@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._plural import plural
 from ..data import ImageFolder, ResizeCenterCrop, TensorSplit, balanced_subset, list_datasets, load_dataset, normalize
 from ..pretrained import imagenet_classes
 
@@ -80,13 +81,12 @@ def per_class_subset(data: AnalysisData, count: int, *, seed: int = 0) -> Analys
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"--per-class must be a positive number of images, got {count!r}")
     have = torch.bincount(data.labels, minlength=len(data.classes))
-    short = (have < count).nonzero().flatten().tolist()
-    if short:
-        k = short[0]
-        raise ValueError(f"--per-class {count}: class {data.classes[k]!r} has only {int(have[k])} images here; "
-                         f"ask for at most {int(have.min())}")  # fmt: skip
+    if int(have.min()) < count:
+        k = int(have.argmin())  # the class that sets the limit
+        raise ValueError(f"--per-class {count}: class {data.classes[k]!r} has only {plural(int(have[k]), 'image')} "
+                         f"here, the fewest of any class; ask for at most {int(have[k])}")  # fmt: skip
     keep = balanced_subset(data.labels, count * len(data.classes), num_classes=len(data.classes), seed=seed)
-    return _select(data, keep, f"{data.description}, {count} images per class")
+    return _select(data, keep, f"{data.description}, {plural(count, 'image')} per class")
 
 
 def balanced_part(data: AnalysisData, total: int, *, seed: int = 0) -> AnalysisData:

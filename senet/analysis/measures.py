@@ -34,6 +34,8 @@ import numpy as np
 
 from .stats import BlockExcitations
 
+MIN_PER_CLASS = 2  # images per class for an estimate of v_kc, hence of the noise B is corrected for
+
 
 @dataclass(frozen=True)
 class BlockMeasures:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from .._choices import BENCH_SUITES
+from .._plural import plural
 from ..utils.allocator import tune_cpu_allocator
 from .environment import CpuMonitor, code_version, machine_info, other_cpu_load
 from .report import check_writable, record_markdown, suite_markdown, write_record
@@ -126,32 +127,54 @@ def run_benchmarks(options: BenchOptions, *, echo: Callable[[str], None] | None 
         if options.skipped and echo is not None:
             echo(f"--quick leaves out the {', '.join(options.skipped)} suite (minutes of compilation); "
                  "`--suite compile` runs it.\n")  # fmt: skip
+        stopped = None
         for name in options.suites:
-            module = importlib.import_module(f"senet.bench.{SUITES[name]}")
-            start, monitor = time.perf_counter(), CpuMonitor().start()
-            suite: SuiteResult = module.run(options)
-            suite.seconds = time.perf_counter() - start
-            suite.other_cpu_load = monitor.stop()
-            if suite.other_cpu_load is not None and suite.other_cpu_load > BUSY:
-                suite.notes.insert(0, f"WARNING: other processes used {100 * suite.other_cpu_load:.0f}% of the CPUs "
-                                   "during this suite; its timings are unreliable (rerun on a quiet machine).")
-            suites.append(suite)
+            try:
+                suites.append(_run_suite(name, options))
+            except KeyboardInterrupt:  # Ctrl-C: the finished suites are kept (written below), then it stops
+                stopped = name
+                break
             if echo is not None:
-                echo(suite_markdown(suite) + "\n")
+                echo(suite_markdown(suites[-1]) + "\n")
         finished = time.time()
         record.update(
             finished=_iso(finished), seconds=finished - started,
             load_average_after=machine_info(options.device)["load_average"],
-            suites={s.name: s.to_dict() for s in suites},
+            suites={s.name: s.to_dict() for s in suites}, complete=stopped is None,
         )  # fmt: skip
+        if stopped is not None:
+            record["stopped_during"] = stopped
         markdown = record_markdown(record, suites)
+        if stopped is not None:
+            markdown += f"\nStopped (Ctrl-C) during the {stopped} suite: the record holds the suites finished before.\n"
         files: tuple[Path, ...] = ()
-        if options.out is not None:
+        if options.out is not None and (suites or stopped is None):
             stem = f"bench-{options.suite}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(started))}"
             files = write_record(options.out, stem, record, markdown)
+        if stopped is not None:
+            if echo is not None and files:
+                echo(f"stopped during the {stopped} suite; {plural(len(suites), 'finished suite')} kept in "
+                     f"{files[0]} and {files[1]}")  # fmt: skip
+            raise KeyboardInterrupt
         return BenchRecord(record, suites, markdown, files)
     finally:
         torch.set_num_threads(threads_before)
+
+
+def _run_suite(name: str, options: BenchOptions) -> SuiteResult:
+    """Runs one suite, timed, with the other processes' CPU load during it (a warning above ``BUSY``)."""
+    module = importlib.import_module(f"senet.bench.{SUITES[name]}")
+    start, monitor = time.perf_counter(), CpuMonitor().start()
+    try:
+        suite: SuiteResult = module.run(options)
+    finally:
+        load = monitor.stop()
+    suite.seconds = time.perf_counter() - start
+    suite.other_cpu_load = load
+    if suite.other_cpu_load is not None and suite.other_cpu_load > BUSY:
+        suite.notes.insert(0, f"WARNING: other processes used {100 * suite.other_cpu_load:.0f}% of the CPUs "
+                           "during this suite; its timings are unreliable (rerun on a quiet machine).")
+    return suite
 
 
 def _iso(t: float) -> str:

@@ -67,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``senet analyze``; returns the exit code."""
     source = _source(args)
     _positive(args, "per_class", "batch_size", "bins")
+    from ..analysis.measures import MIN_PER_CLASS
+
+    if args.per_class < MIN_PER_CLASS:  # before any work
+        raise ValueError(f"--per-class {args.per_class}: one image per class gives no estimate of the variance within "
+                         "a class, so class specificity would be sampling noise (docs/analysis.md); give "
+                         f"{MIN_PER_CLASS} or more (the paper: 50)")  # fmt: skip
     if args.workers < 0 or args.seed < 0:
         raise ValueError(f"--{'workers' if args.workers < 0 else 'seed'} must be >= 0")
     draw = _draw(args.classes)

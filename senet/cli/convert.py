@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from .._choices import NAMINGS
 
@@ -49,11 +50,59 @@ def run(args: argparse.Namespace) -> int:
     state = read_state_dict(args.input)
     record = senet_record(args.input)
     source = args.source if args.source != "auto" else checkpoint_naming(state, name, record)
-    ours = convert_state_dict(state, source, model=name)  # checks every key and shape
-    converted = ours if args.to == OURS else convert_state_dict(ours, OURS, model=name, target=args.to)
+    model = _shaped_model(args.input, name, state, source, record.model_options if record else None)
+    if source == OURS:  # declared or recorded: every key must then be the model's own
+        _refuse_foreign_keys(state, model, name, declared=args.source == OURS)
+    ours = convert_state_dict(state, source, model=model)  # checks every key and shape
+    converted = ours if args.to == OURS else convert_state_dict(ours, OURS, model=model, target=args.to)
     # The network the weights compute in: what the input records, else its publisher's (the keys do not say).
     options = record.model_options if record and record.model_options is not None else naming_options(source, name)
     metadata = {"senet_model": name, "naming": args.to, "model_options": json.dumps(options)}
     atomic_save_tensors(converted, out, metadata=metadata)
     print(f"{len(converted)} tensors of {name} written to {out} ({args.to} naming)")
     return 0
+
+
+def _shaped_model(path: Path, name: str, state: dict[str, Any], source: str, options: dict[str, Any] | None) -> Any:
+    """``name`` as the weights were trained (on the meta device: shapes only): a run's own architecture and
+    class count, or, for a file in our keys, the class count its classifier holds; else ``name`` itself."""
+    import torch
+
+    from ..convert import OURS
+    from ..convert.prefixes import strip_prefixes
+    from ..factory.runs import build_run_model, read_run_config
+    from ..models import create_model
+
+    with torch.device("meta"):
+        if path.is_dir() and (path / "config.json").is_file():
+            shape = build_run_model(read_run_config(path), 1)
+        elif source == OURS:
+            shape = create_model(name, **(options or {}))
+        else:
+            return name
+        classifier = shape.get_classifier()
+        prefix = next((p for p, m in shape.named_modules() if m is classifier and p), None)
+        weight = strip_prefixes(state)[0].get(f"{prefix}.weight") if prefix else None
+        if weight is not None and getattr(weight, "ndim", 0) >= 1 and weight.shape[0] != shape.num_classes:
+            shape.reset_classifier(int(weight.shape[0]))
+    return shape
+
+
+def _refuse_foreign_keys(state: dict[str, Any], model: Any, name: str, *, declared: bool) -> None:
+    """Refuses a checkpoint read as our keys that holds keys ``model`` lacks (another naming's)."""
+    from ..convert.naming import model_layout
+    from ..convert.prefixes import strip_prefixes
+    from ..pretrained.loading import checkpoint_naming
+
+    keys = list(strip_prefixes(state)[0])
+    own = model_layout(model)[2]
+    foreign = [k for k in keys if k not in own]
+    if not foreign:
+        return
+    try:
+        reading = f"; they read as the {checkpoint_naming(state, name)!r} naming"
+    except ValueError:
+        reading = ""
+    why = "--source ours" if declared else "the file says its keys are ours, but"
+    raise ValueError(f"{why}: {len(foreign)} of the {len(keys)} keys are not {name}'s (e.g. {foreign[0]!r})"
+                     f"{reading}; {'drop --source or give the right one' if declared else 'give --source'}")

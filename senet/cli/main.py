@@ -14,6 +14,7 @@ import sys
 from typing import NoReturn
 
 from .. import __version__
+from ._wording import cli_wording
 
 
 class UserError(Exception):
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, OSError) as e:  # includes missing files, refused overwrites, full disks
         if os.environ.get("SENET_DEBUG"):
             raise
-        print(f"senet {args.command}: error: {e}", file=sys.stderr)
+        print(f"senet {args.command}: error: {cli_wording(args.command, str(e))}", file=sys.stderr)
         return 2
 
 

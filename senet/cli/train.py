@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from .._plural import plural
 from ._train_args import add_train_arguments, config_from_args
 
 ORDER = 20
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     s = result.summary
     macs = f"{s['macs'] / 1e6:,.1f} M" if s["macs"] else "n/a"
     print(
-        f"{s['model']}: test accuracy {100 * s['test_accuracy']:.2f}% after {s['epochs']} epochs "
+        f"{s['model']}: test accuracy {100 * s['test_accuracy']:.2f}% after {plural(s['epochs'], 'epoch')} "
         f"({s['train_seconds']:.0f} s, {s['images_per_second']:,.0f} img/s); "
         f"{s['params']:,} params, {macs} multiply-adds; run in {s['config']['out']}"
     )

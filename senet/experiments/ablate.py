@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._plural import plural
 from ..data.provenance import data_line, data_record
 from ..io import atomic_write_text
 from ..models.registry import get_model_entry
@@ -147,7 +148,7 @@ def ablate(
         results = run_grid(base, settings, seeds=seeds, out=out, on_update=write, resume_hint=hint)
     report = write(results)
     if dist.is_main_process():
-        title = f"{base.model}: {vary.key} ({report['epochs']} epochs, {seeds} seed(s))"
+        title = f"{base.model}: {vary.key} ({plural(report['epochs'], 'epoch')}, {seeds} seed(s))"
         rows = [(r["label"], r["errors"]) for r in report["rows"]]
         plot_errors(rows, out / "ablate.png", title=title, xlabel=vary.key)
     return report
@@ -215,7 +216,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Ablation of {report['model']}: {key}",
         "",
-        f"{data}; recipe `{report['recipe']}`, {report['epochs']} epochs, batch {report['batch_size']}, "
+        f"{data}; recipe `{report['recipe']}`, {plural(report['epochs'], 'epoch')}, batch {report['batch_size']}, "
         f"{seeds} seed(s) from {report['first_seed']}; every setting sees the same data order and seeds.",
         "",
         data_line(report.get("data")),

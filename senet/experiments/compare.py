@@ -7,17 +7,20 @@ over seeds, parameters, multiply-adds, train and inference images/s and the over
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import math
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._plural import plural
 from ..data.provenance import data_line, data_record
 from ..io import CONFIG_FILE, MODEL_FILE, atomic_write_text
 from ..models.registry import get_model_entry
@@ -29,29 +32,66 @@ from ..train.interrupt import resume_command
 from ..train.results import finished_run_record
 from ..train.run import build_model, fit
 from .grid import discard_if_nothing_ran, experiment_dir, read_marker, resumable_by, resumed_base, write_marker
+from .timing import MIN_TRAINED_STEPS, time_interleaved
 
 
-def inference_throughput(
-    model: nn.Module, input_size: tuple[int, ...], *, device: torch.device, batch_size: int = 64, repeats: int = 5,
-    channels_last: bool = False,
-) -> float:
-    """Median images/s of ``model`` in eval mode on random inputs (after a warm-up)."""
-    model = model.eval().to(device)
+def twin_throughputs(
+    models: dict[str, nn.Module], input_size: tuple[int, ...], *, num_classes: int, device: torch.device,
+    batch_size: int, channels_last: bool = False, clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Training and inference images/s of each twin, timed against each other (``time_interleaved``).
+
+    A training step (forward, backward, SGD update) runs on a copy of each model, so the trained weights
+    stay as they are; the inference step is a forward pass in eval mode. Both on random inputs of
+    ``batch_size`` images.
+
+    Returns:
+        ``{'train': images/s, 'inference': images/s}`` by twin name.
+    """
     x = torch.randn(batch_size, *input_size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    times = []
-    with torch.inference_mode():
-        model(x)
-        for _ in range(repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    return batch_size / statistics.median(times)
+    y = torch.randint(0, num_classes, (batch_size,), device=device)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def train_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            _sync(device)
+        return step
+
+    def inference_step(model: nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            with torch.inference_mode():
+                model(x)
+            _sync(device)
+        return step
+
+    trainees = {name: copy.deepcopy(m).to(device).train() for name, m in models.items()}
+    train = time_interleaved(
+        {n: train_step(m, torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)) for n, m in trainees.items()},
+        clock=clock,
+    )
+    inference = time_interleaved({n: inference_step(m.eval().to(device)) for n, m in models.items()}, clock=clock)
+    return {n: {"train": batch_size / train[n], "inference": batch_size / inference[n]} for n in models}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def trained_steps(results: list[dict[str, Any]], batch_size: int) -> int | None:
+    """The fewest training steps any of ``results``' runs took (``None`` if a run did not record its images)."""
+    counts = []
+    for r in results:
+        images = [h.get("train_images") for h in r["history"]]
+        if not images or None in images:
+            return None
+        counts.append(sum(math.ceil(i / batch_size) for i in images))
+    return min(counts) if counts else None
 
 
 def _spread(values: list[float]) -> float:
@@ -179,6 +219,13 @@ def _report(
     base: TrainConfig, attention: str, runs: dict[str, list[dict[str, Any]]], models: dict[str, nn.Module],
     input_size: tuple[int, ...], device: torch.device,
 ) -> dict[str, Any]:
+    batch = base.resolve().batch_size
+    steps = [trained_steps(results, batch) for results in runs.values()]
+    # A run shorter than its own timing would spend more on measuring than on training: not measured.
+    timed = all(s is None or s >= MIN_TRAINED_STEPS for s in steps)
+    speed = (twin_throughputs(models, input_size, num_classes=len(runs["plain"][0]["summary"]["classes"]),
+                              device=device, batch_size=batch, channels_last=base.channels_last)
+             if timed else {name: {"train": None, "inference": None} for name in runs})  # fmt: skip
     rows = {}
     for name, results in runs.items():
         accs = [r["summary"]["test_accuracy"] for r in results]
@@ -189,10 +236,10 @@ def _report(
             "test_accuracies": accs,
             "params": first["params"],
             "macs": first["macs"],
-            "train_images_per_second": statistics.fmean(r["summary"]["images_per_second"] for r in results),
-            "inference_images_per_second": inference_throughput(
-                models[name], input_size, device=device, channels_last=base.channels_last
-            ),
+            # Timed after training, the twins interleaved, warm-up excluded (``senet.experiments.timing``);
+            # ``None``: the runs were too short to time.
+            "train_images_per_second": speed[name]["train"],
+            "inference_images_per_second": speed[name]["inference"],
             "train_seconds": statistics.fmean(r["summary"]["train_seconds"] for r in results),
         }
     plain, se = rows["plain"], rows[attention]
@@ -233,7 +280,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# {report['model']}: plain vs {att} on {report['dataset']}",
         "",
-        f"{report['epochs']} epochs, recipe `{report['recipe']}`, {report['seeds']} seed(s), "
+        f"{plural(report['epochs'], 'epoch')}, recipe `{report['recipe']}`, {report['seeds']} seed(s), "
         f"device {report['device']}.",
         "",
         data_line(report.get("data")),
@@ -247,22 +294,30 @@ def render_markdown(report: dict[str, Any]) -> str:
         spread = f" ± {100 * r['test_accuracy_std']:.2f}" if report["seeds"] > 1 else ""
         lines.append(
             f"| {name} | {100 * r['test_accuracy_mean']:.2f}%{spread} | "
-            f"{r['params']:,} | {macs} | {r['train_images_per_second']:,.0f} | "
-            f"{r['inference_images_per_second']:,.0f} |"
+            f"{r['params']:,} | {macs} | {_speed(r['train_images_per_second'])} | "
+            f"{_speed(r['inference_images_per_second'])} |"
         )
     o = report["overhead_percent"]
 
-    def pct(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:+.1f}%"
+    def pct(v: float | None, missing: str = "n/a") -> str:
+        return missing if v is None else f"{v:+.1f}%"
 
     lines += [
         "",
         f"{att} overhead: params {pct(o['params'])}, multiply-adds {pct(o['macs'])}, "
-        f"training time {pct(o['train_time'])}, inference time {pct(o['inference_time'])}.",
+        f"training time {pct(o['train_time'], 'not measured')}, "
+        f"inference time {pct(o['inference_time'], 'not measured')}"
+        + ("." if o["train_time"] is not None else f" (runs of fewer than {MIN_TRAINED_STEPS} steps are too short "
+           "to time).") + (" Times: both twins after training, interleaved, warm-up excluded, the fastest of "
+                            "several steps." if o["train_time"] is not None else ""),
         f"Accuracy gain: {report['accuracy_gain_points']:+.2f} points.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _speed(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:,.0f}"
 
 
 def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path, *, title: str) -> None:

@@ -1,16 +1,16 @@
 """How long a set of training runs will take here, from a measured training step of each model.
 
-One training step of each distinct model is timed on random images of the model's input size (after one
-warm-up step), its forward pass apart from the rest, and scaled to the runs' epochs, images and
-evaluations (an evaluation costs about a forward pass). Data loading is not counted (CIFAR is augmented
-on the device, a small share of a step). Measuring costs three or four steps of each model: 3 s for the
-CIFAR ResNet-20 and its SE twin, some 20 s for the paper's six CIFAR networks on 2 CPU cores.
+One training step of each distinct model is timed on random images of the model's input size (after
+warm-up steps, the models interleaved, the fastest of three rounds), its forward pass apart, and scaled to
+the runs' epochs, images and evaluations (an evaluation costs about a forward pass). Data loading is not
+counted (CIFAR is augmented on the device, a small share of a step). Measuring costs six or seven steps of
+each model; a resumed reproduction reuses the step times it recorded.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 
 from ..train.config import TrainConfig
 from ..train.run import build_model
+from .timing import time_interleaved
 
 SMALL_BATCH = 16  # a first step at this batch tells whether the run's own batch can be measured quickly
 QUICK_STEP = 1.5  # seconds: a step of the run's batch projected to take less is measured (more accurate, on a GPU
@@ -39,44 +40,81 @@ class StepTime:
     batch: int
 
 
-def measure_step_time(cfg: TrainConfig, *, num_classes: int, device: torch.device) -> StepTime:
-    """Times a training step of ``cfg``'s model on random images, and its forward pass within it.
+def measure_step_times(
+    configs: Sequence[TrainConfig], *, num_classes: int, device: torch.device,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, StepTime]:  # fmt: skip
+    """Times a training step of each distinct model of ``configs`` on random images, and its forward pass.
 
-    A first step at a small batch (``SMALL_BATCH``) is the warm-up; when a step of the run's own batch would
-    then take under ``QUICK_STEP``, that batch is measured (after a warm-up at its shape), else the small
-    one. The faster of two steps counts.
+    A first step of each model at a small batch (``SMALL_BATCH``) is a warm-up that also picks the batch:
+    the run's own when a step of it would take under ``QUICK_STEP``, else the small one. Then the models are
+    timed against each other (``senet.experiments.timing.time_interleaved``: a further warm-up step at the
+    chosen shape, not counted, then rounds in alternating order, the fastest of each model counting), so a
+    machine that is busy for a while slows every model alike instead of the first one measured.
 
     Args:
-        cfg: A resolved configuration (its model, model options and batch size count, not its data).
+        configs: Resolved configurations (their model, model options and batch size count, not their data).
         num_classes: The classifier's size.
         device: Where to measure.
+        clock: Seconds (a test passes a fake one).
+
+    Returns:
+        The step time of each distinct model, by model name.
     """
-    model = build_model(cfg, num_classes).to(device).train()
-    size = getattr(model, "default_input_size", (3, 32, 32))
+    train_steps: dict[str, Callable[[], None]] = {}
+    forward_steps: dict[str, Callable[[], None]] = {}
+    batches: dict[str, int] = {}
+    for cfg in configs:
+        if cfg.model in batches:
+            continue
+        model = build_model(cfg, num_classes).to(device).train()
+        size = getattr(model, "default_input_size", (3, 32, 32))
+        train_step, forward_step = _steps(model, size, num_classes, device)
+        batch = min(SMALL_BATCH, cfg.batch_size)
+        start = clock()
+        train_step(batch)()  # the warm-up, which tells how long the run's batch would take
+        if (clock() - start) * cfg.batch_size / batch < QUICK_STEP and cfg.batch_size > batch:
+            batch = cfg.batch_size
+        batches[cfg.model] = batch
+        train_steps[cfg.model], forward_steps[cfg.model] = train_step(batch), forward_step(batch)
+    train = time_interleaved(train_steps, warmup=1, rounds=3, clock=clock)
+    forward = time_interleaved(forward_steps, warmup=0, rounds=2, clock=clock)
+    return {m: StepTime(train[m] / b, forward[m] / b, b) for m, b in batches.items()}
+
+
+def measure_step_time(cfg: TrainConfig, *, num_classes: int, device: torch.device) -> StepTime:
+    """``measure_step_times`` of one configuration."""
+    return measure_step_times([cfg], num_classes=num_classes, device=device)[cfg.model]
+
+
+def _steps(
+    model: nn.Module, size: tuple[int, ...], num_classes: int, device: torch.device
+) -> tuple[Callable[[int], Callable[[], None]], Callable[[int], Callable[[], None]]]:
+    """Makers of a training step and of an evaluation's forward pass of ``model`` at a given batch."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
 
-    def step(batch: int) -> tuple[float, float]:  # (seconds of the step, of its forward pass)
+    def train_step(batch: int) -> Callable[[], None]:
         x = torch.randn(batch, *size, device=device)
         y = torch.randint(0, num_classes, (batch,), device=device)
-        _sync(device)
-        start = time.perf_counter()
-        loss = loss_fn(model(x), y)
-        _sync(device)
-        forward = time.perf_counter() - start
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        _sync(device)
-        return time.perf_counter() - start, forward
 
-    batch = min(SMALL_BATCH, cfg.batch_size)
-    warm_up, _ = step(batch)
-    if warm_up * cfg.batch_size / batch < QUICK_STEP and cfg.batch_size > batch:
-        batch = cfg.batch_size
-        step(batch)  # a warm-up at the new shape
-    seconds, forward = min(step(batch) for _ in range(2))  # the faster of two: another process may disturb one
-    return StepTime(seconds / batch, forward / batch, batch)
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            _sync(device)
+        return step
+
+    def forward_step(batch: int) -> Callable[[], None]:
+        x = torch.randn(batch, *size, device=device)
+
+        def step() -> None:
+            with torch.no_grad():
+                model(x)
+            _sync(device)
+        return step
+
+    return train_step, forward_step
 
 
 def _sync(device: torch.device) -> None:
@@ -95,16 +133,20 @@ def run_seconds(cfg: TrainConfig, step: StepTime, *, train_images: int, test_ima
 
 def estimate_runs(
     configs: Sequence[TrainConfig], *, num_classes: int, device: torch.device, train_images: int, test_images: int,
+    known: Mapping[str, StepTime] | None = None,
 ) -> tuple[float, dict[str, StepTime]]:  # fmt: skip
     """The estimated duration of ``configs`` (resolved run configurations) on ``device``.
 
+    Args:
+        known: Step times measured before (a resumed reproduction's record): those models are not measured again.
+
     Returns:
-        The total in seconds, and the measured step time of each distinct model (by model name).
+        The total in seconds, and the step time of each distinct model (by model name).
     """
-    steps: dict[str, StepTime] = {}
-    total = 0.0
-    for cfg in configs:
-        if cfg.model not in steps:
-            steps[cfg.model] = measure_step_time(cfg, num_classes=num_classes, device=device)
-        total += run_seconds(cfg, steps[cfg.model], train_images=train_images, test_images=test_images)
+    known = dict(known or {})
+    missing = [cfg for cfg in configs if cfg.model not in known]
+    steps = {**known, **(measure_step_times(missing, num_classes=num_classes, device=device) if missing else {})}
+    steps = {cfg.model: steps[cfg.model] for cfg in configs}
+    total = sum(run_seconds(cfg, steps[cfg.model], train_images=train_images, test_images=test_images)
+                for cfg in configs)  # fmt: skip
     return total, steps

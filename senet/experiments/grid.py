@@ -30,7 +30,15 @@ from ..train.config import RESUMABLE_OPTIONS, TrainConfig
 from ..train.interrupt import TrainingStopped
 from ..train.results import finished_run_record
 from ..train.run import fit
-from ..train.rundir import RUNS_ROOT, TAKEN_ON_RESUME, new_run_dir, newest_run_dir, refuse_changed_options
+from ..train.rundir import (
+    RUNS_ROOT,
+    TAKEN_ON_RESUME,
+    describe_run,
+    holds_run,
+    new_run_dir,
+    newest_run_dir,
+    refuse_changed_options,
+)
 from .report import format_duration
 
 # What a resumed experiment may change: where and how it runs. Unlike a single run, not --epochs: a table
@@ -95,7 +103,8 @@ def experiment_dir(out: str | None, *, stem: str, marker: str, report: str, what
             of older versions, which wrote their marker later).
 
     Raises:
-        FileExistsError: If the folder holds an experiment and neither resume nor force is set.
+        FileExistsError: If the folder holds an experiment and neither resume nor force is set, or holds a
+            ``senet train`` run (with or without them).
         FileNotFoundError: On ``resume`` when there is nothing to resume.
         ValueError: For a multi-process run without ``out``.
     """
@@ -109,6 +118,9 @@ def experiment_dir(out: str | None, *, stem: str, marker: str, report: str, what
         path = Path(out) if out is not None else new_run_dir(stem)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"--out {path} is a file, not a folder")
+    if holds_run(path):  # as `senet train` refuses it; --force replaces an experiment, never a training run
+        raise FileExistsError(f"{path} already holds {describe_run(path)} (of `senet train`); a {what} needs a "
+                              "folder of its own: give another --out")  # fmt: skip
     started = (path / marker).is_file() or any(next(path.glob(p), None) for p in started_by)
     if resume and not started:
         raise FileNotFoundError(f"--resume: {path} holds no {what}; start one without --resume")

@@ -27,7 +27,7 @@ from ..train.device import resolve_device
 from ..train.interrupt import resume_command
 from ..train.recipes import CIFAR_DATASETS
 from ..train.results import finished_run_record
-from .estimate import estimate_runs
+from .estimate import StepTime, estimate_runs
 from .grid import (
     Results,
     discard_if_nothing_ran,
@@ -107,9 +107,11 @@ def reproduce(
                              "give the same data set, --protocol and --models, or start anew")  # fmt: skip
         base, overridden = resumed_base(recorded["config"], base, out), recorded.get("overridden", [])
         wall_before = recorded.get("wall_seconds", 0.0)
+        known = {m: StepTime(*t) for m, t in recorded.get("step_times", {}).items()}  # not measured again
         commands = [*recorded.get("commands", []), command]  # the command that started it, then each resume
     else:
         base, overridden, wall_before = dataclasses.replace(base, out=str(out)), sorted(base.given), 0.0
+        known = {}
         commands = [command]
     settings = protocol_settings(networks, overridden)
     todo = [
@@ -118,11 +120,11 @@ def reproduce(
         if not (base.resume and finished_run_record(s.run_dir(out, seed)) is not None)
     ]
     num_classes = 100 if base.dataset.lower() == "cifar100" else 10
-    if todo:
-        distinct = len({cfg.model for cfg in todo})
+    distinct = len({cfg.model for cfg in todo} - set(known))
+    if distinct:
         print(f"measuring a training step of {distinct} model(s) to estimate the duration...", flush=True)
     estimate, steps = estimate_runs(
-        todo, num_classes=num_classes, device=device,
+        todo, num_classes=num_classes, device=device, known=known,
         train_images=base.subset or CIFAR_IMAGES["train"], test_images=base.test_subset or CIFAR_IMAGES["test"],
     )  # fmt: skip
     measured = ", ".join(f"{m} {1e3 * s.train:.2f} ms (batch {s.batch})" for m, s in steps.items())
@@ -139,7 +141,9 @@ def reproduce(
         for name in (REPORT, "reproduce.md", "reproduce.png"):
             (out / name).unlink(missing_ok=True)
     record = {"protocol": protocol.name, "dataset": base.dataset, "models": keys, "seeds": seeds,
-              "overridden": overridden, "config": base.to_dict(), "commands": commands, "estimate_seconds": estimate}
+              "overridden": overridden, "config": base.to_dict(), "commands": commands, "estimate_seconds": estimate,
+              "step_times": {**{m: list(dataclasses.astuple(t)) for m, t in known.items()},
+                             **{m: list(dataclasses.astuple(t)) for m, t in steps.items()}}}
     write_marker(out / MARKER, {**record, "wall_seconds": wall_before})
     started = time.time()
     hint = resume_command(["reproduce", base.dataset, "--protocol", protocol.name, "--models", ",".join(keys),

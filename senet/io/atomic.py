@@ -32,7 +32,10 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[Pa
         The temporary file's path (it exists, empty).
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as e:  # name the file the user asked for, not the temporary one beside it
+        raise type(e)(f"cannot write {path}: {(e.strerror or str(e)).lower()}") from None
     os.close(fd)
     tmp = Path(name)
     try:

@@ -23,6 +23,9 @@ class DataBundle:
         input_size: (C, H, W) of one image.
         description: One line for logs.
         source: Where the data came from (``DataSplits.source``: the archive, the embedded copy, the folder).
+        train_images: The training images there are (after ``--subset``); 0 when only evaluating.
+        epoch_images: The training images an epoch uses (all processes together): fewer than
+            ``train_images`` when the last partial batch is dropped.
     """
 
     train: Any
@@ -32,6 +35,8 @@ class DataBundle:
     input_size: tuple[int, int, int]
     description: str
     source: str = ""
+    train_images: int = 0
+    epoch_images: int = 0
 
 
 def build_data(
@@ -59,7 +64,7 @@ def build_data(
     common = dict(
         device=device, rank=rank, world_size=world_size, channels_last=cfg.channels_last, num_workers=cfg.workers
     )
-    train_loader = None
+    train_loader, epoch_images = None, 0
     if train:
         # Dropping the last partial batch keeps BatchNorm away from tiny batches and ranks in lockstep.
         drop_last = len(data.train) // world_size >= cfg.batch_size
@@ -68,6 +73,7 @@ def build_data(
         )
         if len(train_loader) == 0:
             raise ValueError(f"{cfg.dataset} gives no training batch of {cfg.batch_size}; lower --batch-size")
+        epoch_images = len(train_loader) * cfg.batch_size * world_size if drop_last else len(data.train)
     test_loader = create_loader(data, "test", batch_size=max(cfg.batch_size, 256), **common)
     return DataBundle(
         train=train_loader,
@@ -77,5 +83,7 @@ def build_data(
         input_size=(3, data.image_size, data.image_size),
         description=str(data),
         source=data.source,
+        train_images=len(data.train) if train else 0,
+        epoch_images=epoch_images,
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._plural import plural
 from ..factory import ARCHITECTURE, build_run_model
 from ..factory.runs import run_create_kwargs
 from ..io import (
@@ -125,14 +126,27 @@ def run_label(cfg: TrainConfig) -> str:
     return cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
 
 
-def start_line(cfg: TrainConfig, given_recipe: bool) -> str:
-    """The run's first line: the model, the data, the recipe (and why) and the main settings."""
+def start_line(cfg: TrainConfig, given_recipe: bool, *, train_images: int = 0, epoch_images: int = 0) -> str:
+    """The run's first line: the model, the data, the recipe (and why) and the main settings.
+
+    Args:
+        cfg: The resolved configuration.
+        given_recipe: Whether the recipe was chosen (else the line says it is the data set's default).
+        train_images: The training images there are; with ``epoch_images``, when an epoch uses fewer (the
+            last partial batch dropped), the line says how many.
+        epoch_images: The training images an epoch uses.
+    """
     kind = "CIFAR" if default_recipe(cfg.dataset) == "quick_cifar" else "image folders"
     why = "" if given_recipe else f" (the default for {kind})"
     processes = f" x {dist.world_size()} processes" if dist.world_size() > 1 else ""
+    epoch = plural(cfg.epochs, "epoch")
+    used = ""
+    if 0 < epoch_images < train_images:
+        used = (f"; an epoch trains on {epoch_images:,} of the {train_images:,} images (the last partial batch of "
+                f"{train_images - epoch_images:,} is dropped: BatchNorm on a tiny batch is noise)")  # fmt: skip
     return (
-        f"{run_label(cfg)} on {cfg.dataset}: recipe {cfg.recipe}{why}, {cfg.epochs} epochs, batch {cfg.batch_size}"
-        f"{processes}, lr {cfg.lr:g} ({cfg.schedule}); run in {cfg.out}"
+        f"{run_label(cfg)} on {cfg.dataset}: recipe {cfg.recipe}{why}, {epoch}, batch {cfg.batch_size}"
+        f"{processes}, lr {cfg.lr:g} ({cfg.schedule}){used}; run in {cfg.out}"
     )
 
 
@@ -166,7 +180,8 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     if main:  # the data, the model and the checkpoint are ready: the run starts
         for note in plan.notes:
             print(note, flush=True)
-        print(start_line(cfg, given_recipe), flush=True)
+        print(start_line(cfg, given_recipe, train_images=data.train_images, epoch_images=data.epoch_images),
+              flush=True)  # fmt: skip
     out = _claim(plan, cfg, main)
     train_model: nn.Module = model
     if dist.is_distributed():
@@ -218,6 +233,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
                 "train_accuracy": train["accuracy"],
                 "lr": train["lr"],
                 "train_seconds": train["seconds"],
+                "train_images": train["images"],
                 "train_images_per_second": train["images_per_second"],
             }
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:

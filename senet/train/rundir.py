@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._plural import plural
 from ..io import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -67,12 +68,16 @@ def describe_run(out: Path) -> str:
     ckpt = latest_checkpoint(out)
     done, step = _position(ckpt) if ckpt is not None else (0, 0)
     if (out / SUMMARY_FILE).is_file():
-        return f"a finished run of {model} ({epochs} epochs)"
+        return f"a finished run of {model} ({_epochs(epochs)})"
     if done == 0 and step == 0:
         return f"a run of {model} stopped before its first checkpoint"
     if step:
-        return f"a run of {model} stopped at {describe_position(done, step)} ({epochs} epochs in all)"
+        return f"a run of {model} stopped at {describe_position(done, step)} ({_epochs(epochs)} in all)"
     return f"a run of {model} stopped after epoch {done} of {epochs}"
+
+
+def _epochs(epochs: object) -> str:
+    return plural(epochs, "epoch") if isinstance(epochs, int) else f"{epochs} epochs"
 
 
 def _position(ckpt: Path) -> tuple[int, int]:
@@ -163,10 +168,14 @@ def refuse_changed_options(cfg: TrainConfig, stored: TrainConfig, out: Path, *, 
     Raises:
         ValueError: If any differ.
     """
+    try:  # an option left to the recipe was recorded as None: the value the run used is the recipe's
+        used = stored.resolve()
+    except ValueError:
+        used = stored
     differ = [
-        f"--{name.replace('_', '-')} {getattr(cfg, name)} ({label}: {getattr(stored, name)})"
+        f"--{name.replace('_', '-')} {getattr(cfg, name)} ({label}: {getattr(used, name)})"
         for name in cfg.given
-        if name not in resumable and _value(getattr(cfg, name)) != _value(getattr(stored, name))
+        if name not in resumable and _value(getattr(cfg, name)) != _value(getattr(used, name))
     ]
     if differ:
         raise ValueError(f"--resume continues {out} with the options it was started with; these differ: "
@@ -190,11 +199,11 @@ def _plan_resume(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, RunPlan]:
     notes = []
     if "epochs" in cfg.given and cfg.epochs != stored.epochs:
         if cfg.epochs < done or (step and cfg.epochs == done):
-            trained = f"{done} epochs" + (f" and {step} steps" if step else "")
+            trained = plural(done, "epoch") + (f" and {plural(step, 'step')}" if step else "")
             raise ValueError(f"--resume: {out} has already trained {trained}; --epochs {cfg.epochs} is fewer")
         notes.append(
             f"--epochs {cfg.epochs}: the run was set for {stored.epochs}; its learning-rate schedule is "
-            f"recomputed for {cfg.epochs} epochs from epoch {done + 1} on"
+            f"recomputed for {plural(cfg.epochs, 'epoch')} from epoch {done + 1} on"
         )
         stored.epochs = cfg.epochs
     stored = dataclasses.replace(
@@ -206,7 +215,7 @@ def _plan_resume(cfg: TrainConfig, out: Path) -> tuple[TrainConfig, RunPlan]:
         notes.append(f"{out} has no checkpoint yet: starting the run over with its recorded options")
         return stored, RunPlan(out, replace=True, notes=notes)
     if step:
-        notes.append(f"resuming {out} at {describe_position(done, step)} ({stored.epochs} epochs in all)")
+        notes.append(f"resuming {out} at {describe_position(done, step)} ({plural(stored.epochs, 'epoch')} in all)")
     else:
         notes.append(f"resuming {out} after epoch {done} of {stored.epochs}")
     return stored, RunPlan(out, checkpoint=ckpt, notes=notes)

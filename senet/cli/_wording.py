@@ -1,0 +1,32 @@
+"""Library wording in an error the command line prints, named as the command line's flags.
+
+The library's messages name its keyword arguments (``identity_init=False``, ``where=``) and functions
+(``senet.list_models()``); a user of ``senet`` typed flags, so the command line says those instead.
+"""
+
+from __future__ import annotations
+
+# (command or None for every command, the library's words, the command line's words)
+_REWORDS: tuple[tuple[str | None, str, str], ...] = (
+    ("retrofit", "(use identity_init=False)", "(use --no-identity-init)"),
+    ("retrofit", "identity_init supports", "starting as the identity (the default) supports"),
+    ("retrofit", "identity_init needs", "starting as the identity (the default) needs"),
+    ("retrofit", "choose places with where=", "choose places with --where"),
+    (None, "; see `senet list` or senet.list_models()", "; see `senet list`"),
+)
+
+
+def cli_wording(command: str, message: str) -> str:
+    """``message`` with the library's argument names replaced by ``command``'s flags.
+
+    Args:
+        command: The ``senet`` command that raised it ('retrofit', 'train', ...).
+        message: The error's text.
+
+    Returns:
+        The text to print.
+    """
+    for only, library, flags in _REWORDS:
+        if only is None or only == command:
+            message = message.replace(library, flags)
+    return message

@@ -1,0 +1,76 @@
+"""Messages that name what the user typed and what the run did: plurals, the value a run used, the file
+that could not be written, the closest names first, and the command line's flags instead of the library's
+keyword arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from senet._plural import plural
+from senet._validation import close_matches
+from senet.analysis.data import AnalysisData, per_class_subset
+from senet.cli._wording import cli_wording
+from senet.cli.main import main
+from senet.data import TensorSplit
+from senet.models import list_models
+from senet.train.config import TrainConfig
+from senet.train.rundir import describe_run, refuse_changed_options
+
+
+def _one_line_error(capsys, code: int) -> str:
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_plurals():
+    assert plural(1, "epoch") == "1 epoch" and plural(2, "epoch") == "2 epochs" and plural(0, "epoch") == "0 epochs"
+    assert plural(1_000, "image") == "1,000 images" and plural(1, "class", "classes") == "1 class"
+    data = AnalysisData(TensorSplit(torch.zeros(4, 3, 2, 2, dtype=torch.uint8), torch.tensor([0, 0, 1, 1])),
+                        ("a", "b"), (0.5,) * 3, (0.5,) * 3, description="x")  # fmt: skip
+    assert per_class_subset(data, 1).description == "x, 1 image per class"
+
+
+def test_a_finished_run_of_one_epoch(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model": "cifar_resnet20", "epochs": 1}))
+    (tmp_path / "summary.json").write_text("{}")
+    assert describe_run(tmp_path) == "a finished run of cifar_resnet20 (1 epoch)"
+
+
+def test_a_changed_option_names_the_value_the_run_used():
+    stored = TrainConfig(model="cifar_resnet20")  # lr left to the recipe: recorded as None
+    used = stored.resolve().lr
+    given = TrainConfig(model="cifar_resnet20", lr=0.5, given=("lr",))
+    with pytest.raises(ValueError, match=rf"--lr 0.5 \(recorded: {used}\)"):
+        refuse_changed_options(given, stored, Path("x"), resumable=frozenset(), label="recorded", start_anew="no")
+    # The recipe's own value, given again, is no change.
+    same = TrainConfig(model="cifar_resnet20", lr=used, given=("lr",))
+    refuse_changed_options(same, stored, Path("x"), resumable=frozenset(), label="recorded", start_anew="no")
+
+
+def test_an_output_that_cannot_be_written_is_named_not_its_temporary_file(capsys):
+    err = _one_line_error(capsys, main(["profile", "se_cifar_resnet20", "--out", "/proc/senet-x.md"]))
+    assert "cannot write /proc/senet-x.md" in err and ".tmp" not in err, err
+
+
+def test_look_alike_digits_suggest_the_name_meant_first(capsys):
+    assert close_matches("resnet2O", list_models())[:2] == ["cifar_resnet20", "se_cifar_resnet20"]
+    assert close_matches("resnet5O", list_models())[0] == "resnet50"
+    err = _one_line_error(capsys, main(["retrofit", "--model", "resnet2O", "--pretrained", "--out", "x"]))
+    assert "did you mean cifar_resnet20, se_cifar_resnet20" in err, err
+    assert "list_models()" not in err
+
+
+def test_the_command_line_names_its_flags():
+    assert cli_wording("retrofit", "no last layer to zero (use identity_init=False)").endswith(
+        "(use --no-identity-init)")
+    assert cli_wording("retrofit", "placement 'post' cannot be applied: x; choose places with where=").endswith(
+        "choose places with --where")
+    assert cli_wording("eval", "unknown model 'x'; see `senet list` or senet.list_models()") == (
+        "unknown model 'x'; see `senet list`")
+    assert cli_wording("retrofit", "identity_init needs a gate with gate(0) = 1/2").startswith(
+        "starting as the identity (the default) needs")
