@@ -132,6 +132,13 @@ def write(state: dict[str, torch.Tensor], folder: Path, fmt: str) -> Path:
     return path
 
 
+def _marks(listing: str, slow: bool) -> list[pytest.MarkDecorator]:
+    """A big network's float64 test takes 6-13 GB at its peak (weights, file, read-back copy, model): the big
+    ones share one xdist group, so no two of them run at once on a 24 GB machine."""
+    marks = [pytest.mark.xdist_group("float64-big")] if listing in BIG else []
+    return marks + ([pytest.mark.slow] if slow else [])
+
+
 @contextlib.contextmanager
 def float64():
     """Models built inside are float64, so the float64 weights load without rounding."""
@@ -163,7 +170,7 @@ def _formats():
     for listing in sorted(MODEL):
         for fmt in FORMATS:
             slow = listing in BIG and fmt != "pth"
-            yield pytest.param(listing, fmt, id=f"{listing}-{fmt}", marks=[pytest.mark.slow] if slow else [])
+            yield pytest.param(listing, fmt, id=f"{listing}-{fmt}", marks=_marks(listing, slow))
 
 
 @pytest.mark.parametrize("listing, fmt", list(_formats()))
@@ -180,7 +187,7 @@ def test_create_model_from_a_neutral_file_computes_the_publishers_outputs(tmp_pa
 
 
 @pytest.mark.parametrize(
-    "listing", [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n in sorted(MODEL)]
+    "listing", [pytest.param(n, marks=_marks(n, n in BIG)) for n in sorted(MODEL)]
 )
 def test_load_pretrained_into_a_default_model_refuses_or_computes_the_publishers_outputs(tmp_path, listing):
     path = write(listing_weights(listing), tmp_path, "pth")
