@@ -32,7 +32,7 @@ from ..train.interrupt import resume_command
 from ..train.results import finished_run_record
 from ..train.run import build_model, fit
 from .grid import discard_if_nothing_ran, experiment_dir, read_marker, resumable_by, resumed_base, write_marker
-from .timing import MIN_TRAINED_STEPS, time_interleaved
+from .timing import MIN_TRAINED_STEPS, sgd_step, sync, time_interleaved
 
 
 def twin_throughputs(
@@ -52,35 +52,22 @@ def twin_throughputs(
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, num_classes, (batch_size,), device=device)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def train_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
-            optimizer.step()
-            _sync(device)
-        return step
 
     def inference_step(model: nn.Module) -> Callable[[], None]:
         def step() -> None:
             with torch.inference_mode():
                 model(x)
-            _sync(device)
+            sync(device)
         return step
 
     trainees = {name: copy.deepcopy(m).to(device).train() for name, m in models.items()}
     train = time_interleaved(
-        {n: train_step(m, torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)) for n, m in trainees.items()},
+        {n: sgd_step(m, torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9), x, y, device)
+         for n, m in trainees.items()},
         clock=clock,
     )
     inference = time_interleaved({n: inference_step(m.eval().to(device)) for n, m in models.items()}, clock=clock)
     return {n: {"train": batch_size / train[n], "inference": batch_size / inference[n]} for n in models}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def trained_steps(results: list[dict[str, Any]], batch_size: int) -> int | None:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..train.config import TrainConfig
 from ..train.run import build_model
-from .timing import time_interleaved
+from .timing import sgd_step, sync, time_interleaved
 
 SMALL_BATCH = 16  # a first step at this batch tells whether the run's own batch can be measured quickly
 QUICK_STEP = 1.5  # seconds: a step of the run's batch projected to take less is measured (more accurate, on a GPU
@@ -92,18 +92,11 @@ def _steps(
 ) -> tuple[Callable[[int], Callable[[], None]], Callable[[int], Callable[[], None]]]:
     """Makers of a training step and of an evaluation's forward pass of ``model`` at a given batch."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
 
     def train_step(batch: int) -> Callable[[], None]:
         x = torch.randn(batch, *size, device=device)
         y = torch.randint(0, num_classes, (batch,), device=device)
-
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
-            optimizer.step()
-            _sync(device)
-        return step
+        return sgd_step(model, optimizer, x, y, device)
 
     def forward_step(batch: int) -> Callable[[], None]:
         x = torch.randn(batch, *size, device=device)
@@ -111,15 +104,10 @@ def _steps(
         def step() -> None:
             with torch.no_grad():
                 model(x)
-            _sync(device)
+            sync(device)
         return step
 
     return train_step, forward_step
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_seconds(cfg: TrainConfig, step: StepTime, *, train_images: int, test_images: int) -> float:

@@ -13,6 +13,9 @@ import math
 import time
 from collections.abc import Callable, Mapping
 
+import torch
+from torch import nn
+
 WARMUP_STEPS = 2  # per network, not counted: the first steps allocate memory and pick kernels
 ROUNDS = 5  # timed steps per network, interleaved; the fastest counts
 MIN_TRAINED_STEPS = 2 * (WARMUP_STEPS + ROUNDS)  # a run shorter than its own timing is too short to time
@@ -49,3 +52,24 @@ def time_interleaved(
             steps[name]()
             best[name] = min(best[name], clock() - start)
     return best
+
+
+def sync(device: torch.device) -> None:
+    """Waits for ``device``'s queued work (CUDA runs asynchronously; the CPU needs nothing)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sgd_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, device: torch.device
+) -> Callable[[], None]:
+    """One training step of ``model`` on ``(x, y)`` to time: forward, cross-entropy, backward, update."""
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+        sync(device)
+
+    return step
