@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "the recorded one)")  # fmt: skip
     p.add_argument("--seeds", type=int, default=None, help="train each twin with this many seeds (default 1; on "
                    "--resume the recorded number, which may be raised)")  # fmt: skip
+    p.add_argument("--init-from", default=None, metavar="SOURCE", help="fine-tune both twins from these weights "
+                   "(a checkpoint in any known naming, a run, a URL, a pretrained tag): the attention twin gets "
+                   "the attention retrofitted as the identity, so both start at the checkpoint's accuracy")  # fmt: skip
+    p.add_argument("--retrofit", default=None, metavar="ATTENTION", help="the second twin is the first with this "
+                   "attention retrofitted (identity start) rather than built in; implied by --init-from")  # fmt: skip
     add_train_arguments(p, default_out="runs/compare-<model>-<time>")
     p.set_defaults(func=run)
 
@@ -31,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ._stop import stoppable
 
     with stoppable() as stop:
-        report = compare(config_from_args(args, attention=None), attention=args.attention, seeds=args.seeds)
+        config = config_from_args(args, attention=None, init_from=args.init_from, retrofit=args.retrofit)
+        report = compare(config, attention=args.attention, seeds=args.seeds)
     if stop.code is not None:
         return stop.code
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports

@@ -24,13 +24,14 @@ from .._plural import plural
 from ..data.provenance import data_line, data_record
 from ..io import CONFIG_FILE, MODEL_FILE, atomic_write_text
 from ..models.registry import get_model_entry
+from ..retrofit.api import retrofit as insert
 from ..train import distributed as dist
 from ..train.checkpoint import load_weights
 from ..train.config import TrainConfig
 from ..train.device import resolve_device
 from ..train.interrupt import resume_command
 from ..train.results import finished_run_record
-from ..train.run import build_model, fit
+from ..train.run import INITIAL_ACCURACY, build_model, fit
 from .grid import discard_if_nothing_ran, experiment_dir, read_marker, resumable_by, resumed_base, write_marker
 from .timing import MIN_TRAINED_STEPS, sgd_step, sync, time_interleaved
 
@@ -116,6 +117,12 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     if attention is not None and str(attention).lower() == "none":
         raise ValueError("--attention none would compare the plain network with itself; name one: se, eca, cbam, ...")
+    if base.retrofit is not None:  # --retrofit X: the second twin is the first with X retrofitted
+        if attention is not None and attention != base.retrofit:
+            raise ValueError(f"--retrofit {base.retrofit} and --attention {attention}: the second twin is the first "
+                             f"with {base.retrofit} retrofitted; give one of them")  # fmt: skip
+        attention = base.retrofit
+    asked_retrofit, base = base.retrofit is not None, dataclasses.replace(base, retrofit=None)
     base.resolve()  # every option is valid before anything runs or is written
     device = resolve_device(base.device)
     out = experiment_dir(base.out, stem=f"compare-{base.model}", marker=MARKER, report=REPORT, what="comparison",
@@ -131,19 +138,24 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
         attention, seeds = attention or "se", seeds or 1
         base = dataclasses.replace(base, out=str(out))
     twins = {"plain": "none", attention: attention}
-    _check_twins(base, twins.values())
+    retrofits = asked_retrofit or base.init_from is not None or recorded_retrofit(recorded)
+    _check_twins(base, twins.values(), retrofit=retrofits)
     if base.force and dist.is_main_process():  # a report of the comparison being replaced would mislead
         for name in (REPORT, "compare.md", "curves.png"):
             (out / name).unlink(missing_ok=True)
     if recorded is None:
-        write_marker(out / MARKER, {"attention": attention, "seeds": seeds, "config": base.to_dict()})
+        write_marker(out / MARKER, {"attention": attention, "seeds": seeds, "config": base.to_dict(),
+                                    "retrofit": retrofits})  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in twins}
     models: dict[str, nn.Module] = {}
     order = [(seed, name, attn) for seed in range(base.seed, base.seed + seeds) for name, attn in twins.items()]
     with discard_if_nothing_ran(out, MARKER, fresh=recorded is None and not base.resume):
         for index, (seed, name, attn) in enumerate(order, 1):
+            # From trained weights (--init-from) the attention twin is the same network with the attention
+            # retrofitted as the identity: both start at the checkpoint's accuracy.
+            twin = {"attention": None, "retrofit": attn} if retrofits and attn != "none" else {"attention": attn}
             cfg = dataclasses.replace(
-                base, attention=attn, seed=seed, data_order_seed=seed, out=str(out / f"{name}-seed{seed}")
+                base, **twin, seed=seed, data_order_seed=seed, out=str(out / f"{name}-seed{seed}")
             )
             finished = _finished_run(cfg) if cfg.resume else None
             if finished is not None:  # --resume keeps a twin that had finished
@@ -159,7 +171,7 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
             runs[name].append({"summary": result.summary, "history": result.history})
             models[name] = result.model
     input_size = tuple(runs["plain"][0]["summary"].get("input_size") or (3, 32, 32))
-    report = _report(base, attention, runs, models, input_size, device)
+    report = _report(base, attention, runs, models, input_size, device, retrofits=retrofits)
     if dist.is_main_process():
         atomic_write_text(out / REPORT, json.dumps(report, indent=1))
         atomic_write_text(out / "compare.md", render_markdown(report))
@@ -167,16 +179,27 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
     return report
 
 
-def _check_twins(base: TrainConfig, attentions: Iterable[str]) -> None:
-    """Builds each twin's network once on the meta device (no memory, nothing trained), so that an attention
-    the network cannot take is refused before the first twin trains, not after it."""
+def recorded_retrofit(recorded: dict[str, Any] | None) -> bool:
+    """Whether a recorded comparison retrofits its attention twin (``False`` for none, or an older record)."""
+    return bool(recorded and recorded.get("retrofit"))
+
+
+def _check_twins(base: TrainConfig, attentions: Iterable[str], *, retrofit: bool = False) -> None:
+    """Builds each twin's network once (on the meta device where it can: no memory; nothing trained), so
+    that an attention the network cannot take (or, with ``retrofit``, that cannot be retrofitted into it) is
+    refused before the first twin trains, not after it."""
     entry = get_model_entry(base.model)
     for attn in attentions:
         try:
-            with torch.device("meta"):
-                build_model(dataclasses.replace(base, attention=attn), entry.num_classes)
+            if retrofit and attn != "none":  # on the CPU: the identity start is checked on real numbers
+                plain = build_model(dataclasses.replace(base, attention="none"), entry.num_classes)
+                insert(plain, attn, reduction=base.reduction or 16, identity_init=True, inplace=True)
+            else:
+                with torch.device("meta"):
+                    build_model(dataclasses.replace(base, attention=attn), entry.num_classes)
         except (ValueError, TypeError) as e:
-            raise ValueError(f"--attention {attn} on {base.model}: {e}") from None
+            how = "--retrofit" if retrofit and attn != "none" else "--attention"
+            raise ValueError(f"{how} {attn} on {base.model}: {e}") from None
 
 
 def _recorded(out: Path) -> dict[str, Any] | None:
@@ -204,7 +227,7 @@ def _finished_run(cfg: TrainConfig) -> tuple[dict[str, Any], nn.Module] | None:
 
 def _report(
     base: TrainConfig, attention: str, runs: dict[str, list[dict[str, Any]]], models: dict[str, nn.Module],
-    input_size: tuple[int, ...], device: torch.device,
+    input_size: tuple[int, ...], device: torch.device, *, retrofits: bool = False,
 ) -> dict[str, Any]:
     batch = base.resolve().batch_size
     steps = [trained_steps(results, batch) for results in runs.values()]
@@ -229,6 +252,10 @@ def _report(
             "inference_images_per_second": speed[name]["inference"],
             "train_seconds": statistics.fmean(r["summary"]["train_seconds"] for r in results),
         }
+        starts = [r["summary"].get(INITIAL_ACCURACY) for r in results]
+        if base.init_from is not None and None not in starts:  # step 0: what the loaded weights scored
+            rows[name]["initial_test_accuracies"] = starts
+            rows[name]["initial_test_accuracy_mean"] = statistics.fmean(starts)
     plain, se = rows["plain"], rows[attention]
 
     def overhead(key: str, inverse: bool = False) -> float | None:
@@ -246,6 +273,9 @@ def _report(
         "seeds": len(runs["plain"]),
         "epochs": runs["plain"][0]["summary"]["epochs"],
         "recipe": runs["plain"][0]["summary"]["config"]["recipe"],
+        "init_from": base.init_from,
+        "retrofit": retrofits,
+        "subset": base.subset,
         "results": rows,
         "overhead_percent": {
             "params": overhead("params"),
@@ -264,23 +294,36 @@ def _report(
 def render_markdown(report: dict[str, Any]) -> str:
     """The comparison as a markdown table."""
     att = report["attention"]
+    starts = all("initial_test_accuracies" in r for r in report["results"].values())
+    subset = f", trained on a {report['subset']:,}-image subset" if report.get("subset") else ""
     lines = [
-        f"# {report['model']}: plain vs {att} on {report['dataset']}",
+        f"# {report['model']}: plain vs {att}{' retrofitted' if report.get('retrofit') else ''} on "
+        f"{report['dataset']}",
         "",
-        f"{plural(report['epochs'], 'epoch')}, recipe `{report['recipe']}`, {report['seeds']} seed(s), "
+        f"{plural(report['epochs'], 'epoch')}, recipe `{report['recipe']}`, {report['seeds']} seed(s){subset}, "
         f"device {report['device']}.",
         "",
         data_line(report.get("data")),
         "",
-        f"| variant | test accuracy{' (mean ± sd)' if report['seeds'] > 1 else ''} | params | multiply-adds | "
+    ]
+    if report.get("init_from"):
+        lines += [f"Both twins start from `{report['init_from']}`; the {att} twin has {att} retrofitted into it, "
+                  "starting as the identity." + (" " + _start_line(report) if starts else ""), ""]  # fmt: skip
+    sd = " (mean ± sd)" if report["seeds"] > 1 else ""
+    lines += [
+        f"| variant |{f' step 0 test accuracy{sd} |' if starts else ''} test accuracy{sd} | params | multiply-adds | "
         "train img/s | inference img/s |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|" + ("---|" if starts else ""),
     ]
     for name, r in report["results"].items():
         macs = f"{r['macs'] / 1e6:,.1f} M" if r["macs"] else "n/a"
         spread = f" ± {100 * r['test_accuracy_std']:.2f}" if report["seeds"] > 1 else ""
+        start = ""
+        if starts:
+            values = r["initial_test_accuracies"]
+            start = f" {100 * statistics.fmean(values):.2f}%" + (f" ± {100 * _spread(values):.2f}" if sd else "") + " |"
         lines.append(
-            f"| {name} | {100 * r['test_accuracy_mean']:.2f}%{spread} | "
+            f"| {name} |{start} {100 * r['test_accuracy_mean']:.2f}%{spread} | "
             f"{r['params']:,} | {macs} | {_speed(r['train_images_per_second'])} | "
             f"{_speed(r['inference_images_per_second'])} |"
         )
@@ -301,6 +344,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _start_line(report: dict[str, Any]) -> str:
+    """Whether each seed's twins scored the same at step 0 (the retrofitted attention an exact identity)."""
+    plain, other = (r["initial_test_accuracies"] for r in report["results"].values())
+    if plain == other:
+        return "At step 0 the twins of each seed score the same: " + ", ".join(f"{100 * a:.2f}%" for a in plain) + "."
+    pairs = ", ".join(f"{100 * a:.2f}% vs {100 * b:.2f}%" for a, b in zip(plain, other, strict=True))
+    return f"At step 0 the twins do NOT score the same ({pairs}): the retrofitted attention was not the identity."
 
 
 def _speed(value: float | None) -> str:

@@ -12,10 +12,19 @@ from .create import create_model
 from .load import ModelSource, is_recorded_source, load_model
 from .retrofit_output import retrofit_checkpoint
 from .retrofitted import METADATA_KEY, build_retrofitted, load_retrofitted, retrofit_record
-from .runs import ARCHITECTURE, MODEL_OPTIONS, build_recorded, build_run_model, read_run_config, run_preprocessing
+from .runs import (
+    ARCHITECTURE,
+    MODEL_OPTIONS,
+    NORMALIZATION,
+    build_recorded,
+    build_run_model,
+    read_run_config,
+    run_preprocessing,
+)
 
 __all__ = [
     "ARCHITECTURE",
+    "NORMALIZATION",
     "METADATA_KEY",
     "MODEL_OPTIONS",
     "ModelSource",

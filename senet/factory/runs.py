@@ -22,6 +22,7 @@ from ..pretrained import Preprocessing
 from ..retrofit.api import retrofit
 
 MODEL_OPTIONS = "create_model"  # the key of a run's ``extra`` holding further create_model options
+NORMALIZATION = "normalization"  # in extra[ARCHITECTURE]: the input mean/std of the source an --init-from run kept
 ARCHITECTURE = "architecture"  # the key of a run's ``extra`` holding the network an --init-from run recorded
 _CIFAR_STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "cifar100": (CIFAR100_MEAN, CIFAR100_STD)}
 
@@ -115,11 +116,14 @@ def run_classes(run_dir: str | Path, config: Mapping[str, Any]) -> tuple[str, ..
 
 def run_preprocessing(config: Mapping[str, Any]) -> Preprocessing:
     """The input pipeline a run was evaluated with: CIFAR at 32 px with the data set's statistics, image
-    folders resized to 256/224 of the crop, centre-cropped and normalised with ImageNet's."""
+    folders resized to 256/224 of the crop, centre-cropped and normalised with ImageNet's; a run that
+    fine-tuned a source kept that source's mean and std (``extra[ARCHITECTURE][NORMALIZATION]``)."""
     dataset = str(config.get("dataset", "")).lower()
+    kept = ((config.get("extra") or {}).get(ARCHITECTURE) or {}).get(NORMALIZATION)
     if dataset in _CIFAR_STATS:
-        mean, std = _CIFAR_STATS[dataset]
+        mean, std = (kept["mean"], kept["std"]) if kept else _CIFAR_STATS[dataset]
         return Preprocessing(input_size=(3, 32, 32), crop_pct=1.0, mean=tuple(mean), std=tuple(std))
     size = int(config.get("image_size") or 224)
+    mean, std = (kept["mean"], kept["std"]) if kept else (IMAGENET_MEAN, IMAGENET_STD)
     return Preprocessing(input_size=(3, size, size), crop_pct=size / round(size * 256 / 224),
-                         mean=IMAGENET_MEAN, std=IMAGENET_STD)  # fmt: skip
+                         mean=tuple(mean), std=tuple(std))  # fmt: skip

@@ -8,6 +8,9 @@
   (``senet.retrofit``), so fine-tuning starts from the checkpoint's accuracy.
 * ``--init-from OUT --retrofit se`` with the output of ``senet retrofit``: that retrofitted network.
 
+The run normalises its inputs as the source's network was trained (its mean and std, e.g. ImageNet's for
+the akamaster CIFAR-10 checkpoints), so that step 0 computes exactly what the checkpoint computes.
+
 What the run needs to rebuild its network later (resume, ``senet eval``, ``senet export``) without the
 init file is recorded in ``cfg.extra[ARCHITECTURE]``: the model options and the retrofit arguments
 (``senet.factory.build_recorded`` rebuilds it).
@@ -19,14 +22,23 @@ from typing import Any
 
 from torch import nn
 
-from ..factory import ARCHITECTURE, build_recorded, load_model, read_run_config, retrofit_record
+from ..factory import ARCHITECTURE, NORMALIZATION, build_recorded, load_model, read_run_config, retrofit_record
 from ..factory.runs import run_create_kwargs
 from ..models import create_model
 from ..models.registry import changed_options
 from ..pretrained import load_pretrained
 from ..retrofit.api import retrofit as insert
 
-__all__ = ["ARCHITECTURE", "initial_model"]
+__all__ = ["ARCHITECTURE", "initial_model", "source_normalization"]
+
+
+def source_normalization(preprocessing: dict[str, Any]) -> dict[str, list[float]] | None:
+    """The input normalisation a source's network was trained with (``{'mean', 'std'}``), which a run
+    fine-tuning it keeps (else its start is not the checkpoint's function); ``None`` where unknown."""
+    mean, std = preprocessing.get("mean"), preprocessing.get("std")
+    if mean is None or std is None:
+        return None
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
 
 
 def initial_model(
@@ -66,6 +78,9 @@ def initial_model(
             )
         arch = {"model_options": record["model_options"], "retrofit": record["retrofit"],
                 "num_classes": record["num_classes"]}  # fmt: skip
+        normalization = source_normalization(record.get("preprocessing") or {})
+        if normalization is not None:
+            arch[NORMALIZATION] = normalization
         model = build_recorded(arch, name, create_kwargs, replace_classifier=False)
         load_pretrained(model, init_from, source="ours")
         if num_classes is not None and num_classes != model.num_classes:
@@ -75,13 +90,16 @@ def initial_model(
         options = {k: v for k, v in create_kwargs.items() if k != "num_classes"}
         model = load_model(init_from, model=name, num_classes=num_classes, **options).train()
         options, recorded = changed_options(model), None
+        normalization = source_normalization(model.source_info.preprocessing)
         if model.source_info.kind == "run":  # rebuilt later as that run built it (attention, retrofit, ...)
             config = read_run_config(model.source_info.run_dir)
             recorded = (config.get("extra") or {}).get(ARCHITECTURE)
             options = {**{k: v for k, v in run_create_kwargs(config, 0).items() if k != "num_classes"}, **options}
     else:
-        model, options = create_model(name, **create_kwargs), {}
+        model, options, normalization = create_model(name, **create_kwargs), {}, None
     arch: dict[str, Any] = {"model_options": options, "retrofit": None, "num_classes": num_classes}
+    if normalization is not None:
+        arch[NORMALIZATION] = normalization
     if init_from is not None and recorded and recorded.get("retrofit"):
         if retrofit is not None:
             raise ValueError(f"--init-from {init_from} is a run of a network retrofitted with "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +88,12 @@ def build_data(
         epoch_images=epoch_images,
     )
 
+
+
+def normalize_as(data: DataBundle, mean: Sequence[float], std: Sequence[float]) -> None:
+    """Makes both loaders of ``data`` normalise with ``mean``/``std`` (those of the weights a run fine-tunes,
+    ``extra[ARCHITECTURE][NORMALIZATION]``) instead of the data set's own statistics."""
+    for loader in (data.train, data.test):
+        if loader is not None:
+            loader.mean = torch.as_tensor(mean, dtype=torch.float32, device=loader.mean.device)
+            loader.std = torch.as_tensor(std, dtype=torch.float32, device=loader.std.device)

@@ -9,6 +9,9 @@
   lr 0.025 (0.1 per 256 images, the linear scaling rule of Goyal et al. 2017) with Nesterov momentum, half an
   epoch of warm-up, a cosine schedule and label smoothing 0.1. Stable from the first step for ResNet and
   SE-ResNet, where ``quick_cifar``'s lr 0.2 diverges on photos.
+- ``finetune_cifar``: fine-tuning trained weights on CIFAR (``--init-from``, with or without ``--retrofit``):
+  2 epochs at lr 0.01 with Nesterov momentum, no warm-up, a cosine schedule to 0 and weight decay 5e-4;
+  small enough steps that the start (the checkpoint's accuracy) is not thrown away.
 - ``paper_imagenet``: the paper's ImageNet recipe: SGD momentum 0.9, batch 1024 (on 8 GPUs), lr 0.6
   divided by 10 every 30 epochs, 100 epochs, 224 px random-resized crops and flips; weight decay 1e-4.
 """
@@ -42,6 +45,18 @@ RECIPES: dict[str, dict[str, Any]] = {
         "schedule": "onecycle",
         "milestones": (0.5, 0.75),
         "warmup_epochs": 0.5,
+        "label_smoothing": 0.0,
+    },
+    "finetune_cifar": {
+        "epochs": 2,
+        "batch_size": 128,
+        "lr": 0.01,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "milestones": (0.5, 0.75),
+        "warmup_epochs": 0.0,
         "label_smoothing": 0.0,
     },
     "quick_folder": {
