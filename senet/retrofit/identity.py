@@ -47,7 +47,7 @@ def _layers(module: nn.Module) -> tuple[str, str]:
 def check_identity_init(module: nn.Module) -> None:
     """Raises a one-line ``ValueError`` unless ``identity_init`` can start ``module`` as the identity."""
     _layers(module)
-    half = module.gate(torch.zeros(1))
+    half = module.gate(torch.zeros(1, device="cpu"))  # on the CPU also under `with torch.device("meta")`
     if half.item() != 0.5:
         raise ValueError(
             f"identity_init needs a gate with gate(0) = 1/2 (sigmoid, hard_sigmoid); "

@@ -12,7 +12,7 @@ from .checkpoint import load_weights
 from .config import TrainConfig
 from .device import resolve_device
 from .engine import evaluate
-from .loaders import build_data
+from .loaders import build_data, normalize_as_recorded
 from .run import build_model
 
 ALL = 0  # test_subset value meaning "the whole held-out split"
@@ -62,6 +62,7 @@ def evaluate_checkpoint(
     cfg.subset, cfg.batch_size, cfg.device = None, batch_size, device
     cfg = cfg.resolve()
     data = build_data(cfg, dev, rank=0, world_size=1, train=False)
+    normalize_as_recorded(data, cfg)
     model = build_model(cfg, data.num_classes).to(dev)
     load_weights(model, weights)
     metrics = evaluate(model, data.test, num_classes=data.num_classes, device=dev)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..data import create_loader, load_dataset
+from ..factory import ARCHITECTURE, NORMALIZATION
 from .config import TrainConfig
 
 
@@ -90,9 +91,17 @@ def build_data(
 
 
 
+def normalize_as_recorded(data: DataBundle, cfg: TrainConfig) -> None:
+    """Makes both loaders of ``data`` normalise as the weights a run fine-tunes were trained
+    (``cfg.extra[ARCHITECTURE][NORMALIZATION]``, recorded by ``--init-from``) instead of with the data set's
+    own statistics; nothing changes for a run without that record."""
+    kept = (cfg.extra.get(ARCHITECTURE) or {}).get(NORMALIZATION)
+    if kept is not None:
+        normalize_as(data, kept["mean"], kept["std"])
+
+
 def normalize_as(data: DataBundle, mean: Sequence[float], std: Sequence[float]) -> None:
-    """Makes both loaders of ``data`` normalise with ``mean``/``std`` (those of the weights a run fine-tunes,
-    ``extra[ARCHITECTURE][NORMALIZATION]``) instead of the data set's own statistics."""
+    """Makes both loaders of ``data`` normalise with ``mean``/``std``."""
     for loader in (data.train, data.test):
         if loader is not None:
             loader.mean = torch.as_tensor(mean, dtype=torch.float32, device=loader.mean.device)

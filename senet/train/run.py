@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .._plural import plural
-from ..factory import ARCHITECTURE, NORMALIZATION, build_run_model
+from ..factory import ARCHITECTURE, build_run_model
 from ..factory.runs import run_create_kwargs
 from ..io import (
     CONFIG_FILE,
@@ -40,14 +40,15 @@ from .device import resolve_device, seed_everything
 from .engine import EpochProgress, StepOptions, autocast, evaluate, train_one_epoch
 from .init import initial_model
 from .interrupt import TrainingStopped
-from .loaders import DataBundle, build_data, normalize_as
+from .loaders import DataBundle, build_data, normalize_as_recorded
 from .logging import MetricsLogger, ProgressBar
 from .optim import build_optimizer, build_scheduler
 from .recipes import default_recipe
 from .rundir import RunPlan, claim_run_dir, plan_run
 from .saving import CheckpointSaver
 
-INITIAL_ACCURACY = "initial_test_accuracy"  # summary and checkpoints: an --init-from run's test accuracy at step 0
+# In the summary and checkpoints of an --init-from run: its test accuracy and loss at step 0 (the loaded weights).
+INITIAL_ACCURACY, INITIAL_LOSS = "initial_test_accuracy", "initial_test_loss"
 
 
 def build_model(cfg: TrainConfig, num_classes: int, *, initial: bool = False) -> nn.Module:
@@ -162,9 +163,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     seed_everything(cfg.seed)
     data: DataBundle = build_data(cfg, device, rank=dist.rank(), world_size=dist.world_size())
     model = build_model(cfg, data.num_classes, initial=plan.checkpoint is None).to(device)
-    kept = (cfg.extra.get(ARCHITECTURE) or {}).get(NORMALIZATION)
-    if kept is not None:  # fine-tuning: the inputs are normalised as the source's network was trained
-        normalize_as(data, kept["mean"], kept["std"])
+    normalize_as_recorded(data, cfg)  # fine-tuning: the inputs are normalised as the source's network was trained
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(
@@ -179,25 +178,25 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         milestones=tuple(cfg.milestones),
     )
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
-    start_epoch, history, start, initial_accuracy = 0, [], None, None
+    start_epoch, history, start, initial = 0, [], None, {INITIAL_ACCURACY: None, INITIAL_LOSS: None}
     if plan.checkpoint is not None:
         meta = load_checkpoint(plan.checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
         start_epoch, history = meta["epoch"], meta.get("history", [])
         start = _resumed_progress(meta, plan.checkpoint, steps_per_epoch, device)
-        initial_accuracy = meta.get(INITIAL_ACCURACY)
+        initial = {key: meta.get(key) for key in initial}
     if main:  # the data, the model and the checkpoint are ready: the run starts
         for note in plan.notes:
             print(note, flush=True)
         print(start_line(cfg, given_recipe, train_images=data.train_images, epoch_images=data.epoch_images),
               flush=True)  # fmt: skip
     if plan.checkpoint is None and cfg.init_from is not None:  # step 0: what the loaded (retrofitted) weights score
-        initial = evaluate(model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp,
-                           channels_last=cfg.channels_last)  # fmt: skip
-        initial_accuracy = initial["accuracy"]
+        step0 = evaluate(model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp,
+                         channels_last=cfg.channels_last)  # fmt: skip
+        initial = {INITIAL_ACCURACY: step0["accuracy"], INITIAL_LOSS: step0["loss"]}
         if main:
             added = f" with {cfg.retrofit} retrofitted" if cfg.retrofit else ""
-            print(f"step 0 (the weights of {cfg.init_from}{added}): test accuracy {100 * initial_accuracy:.2f}% "
-                  f"on {initial['images']:,} images", flush=True)  # fmt: skip
+            print(f"step 0 (the weights of {cfg.init_from}{added}): test accuracy {100 * step0['accuracy']:.2f}% "
+                  f"on {step0['images']:,} images", flush=True)  # fmt: skip
     out = _claim(plan, cfg, main)
     train_model: nn.Module = model
     if dist.is_distributed():
@@ -210,7 +209,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
 
     def write(*, epoch: int, step: int, progress: dict[str, Any] | None) -> Path:
         extra = {"model": cfg.model, "history": history, "world_size": dist.world_size(),
-                 "steps_per_epoch": steps_per_epoch, INITIAL_ACCURACY: initial_accuracy}  # fmt: skip
+                 "steps_per_epoch": steps_per_epoch, **initial}  # fmt: skip
         return save_checkpoint(
             out, model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch, step=step, extra=extra,
             keep=cfg.keep_checkpoints, scaler=scaler, progress=progress,
@@ -276,7 +275,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         "classes": data.classes,
         "epochs": cfg.epochs,
         "test_accuracy": final["accuracy"],
-        INITIAL_ACCURACY: initial_accuracy,
+        **initial,
         "test_loss": final["loss"],
         "per_class_accuracy": final["per_class_accuracy"],
         "params": sum(p.numel() for p in model.parameters()),
