@@ -74,3 +74,38 @@ def test_the_command_line_names_its_flags():
         "unknown model 'x'; see `senet list`")
     assert cli_wording("retrofit", "identity_init needs a gate with gate(0) = 1/2").startswith(
         "starting as the identity (the default) needs")
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["export", "--model", "bogus", "{file}"], "unknown model 'bogus'"),
+        (["profile", "bogus", "--out", "{file}"], "unknown model 'bogus'"),
+        (["profile", "cifar_resnet20", "--attention", "bogus", "--out", "{file}"], "unknown attention 'bogus'"),
+        (["analyze", "--model", "bogus", "--weights", "w.pth", "--dataset", "cifar10", "--out", "{folder}"],
+         "unknown model 'bogus'"),
+        (["retrofit", "--model", "bogus", "--weights", "w.pth", "--out", "{folder}"], "unknown model 'bogus'"),
+        (["retrofit", "--model", "resnet20", "--weights", "w.pth", "--attention", "bogus", "--out", "{folder}"],
+         "unknown attention 'bogus'"),
+        (["convert", "w.pth", "{file}", "--model", "bogus"], "unknown model 'bogus'"),
+        (["train", "--model", "bogus", "--out", "{folder}"], "unknown model 'bogus'"),
+        (["compare", "--model", "bogus", "--out", "{folder}"], "unknown model 'bogus'"),
+    ],
+)
+def test_the_model_and_options_are_checked_before_the_output(tmp_path, capsys, monkeypatch, argv, named):
+    """An unknown model (or attention) is what the user must hear about first, not that OUT exists (once
+    `senet profile bogus --out EXISTING` said 'exists; add --force', and adding --force met the unknown model),
+    and before any data is read (`senet train --model bogus` decoded the 60,000 CIFAR-10 images first)."""
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was read before the model was checked")
+
+    monkeypatch.setattr("senet.train.run.build_data", no_data)
+    file = tmp_path / "existing.safetensors"
+    file.write_text("keep")
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("keep")
+    err = _one_line_error(capsys, main([a.format(file=file, folder=folder) for a in argv]))
+    assert named in err, err
+    assert file.read_text() == "keep" and [p.name for p in folder.iterdir()] == ["kept.txt"]

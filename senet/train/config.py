@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..layers.registry import get_attention
+from ..models.registry import get_model_entry
 from .recipes import default_recipe, get_recipe
 
 # Options a resumed run may change: where and how it runs, not what it computes (--epochs is checked apart).
@@ -171,6 +173,11 @@ class TrainConfig:
 
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"--{name.replace('_', '-')} {why}, got {getattr(self, name)!r}")
+
+        get_model_entry(self.model)  # an unknown name fails before any data is read, with its close matches
+        for name in ("attention", "retrofit"):
+            if getattr(self, name) is not None:
+                get_attention(getattr(self, name))
 
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip",
                      "reduction", "drop_rate"):  # fmt: skip
