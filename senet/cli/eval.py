@@ -127,6 +127,7 @@ def _run_on(args: argparse.Namespace, model: object, device: object) -> int:
     from ..train.engine import evaluate
 
     info = model.source_info
+    _check_class_count(args.dataset, model)  # before CIFAR-100's archive is looked for (or downloaded)
     data = model_data(args.dataset, data_config(model), data_dir=args.data_dir)
     note = None
     if info.classes is not None:
@@ -154,6 +155,20 @@ def _run_on(args: argparse.Namespace, model: object, device: object) -> int:
     m = {"model": info.model, "dataset": str(args.dataset), "classes": list(data.classes), "weights": info.weights,
          "source": info.describe(), "class_images": [sum(row) for row in metrics["confusion"]], **metrics}  # fmt: skip
     return _print_metrics(m, args.json)
+
+
+def _check_class_count(dataset: str, model: object) -> None:
+    """A named data set of another class count than the model's is refused from its name alone."""
+    from ..data import CIFAR10_CLASSES, named_num_classes
+
+    count = named_num_classes(dataset)
+    if count is None or count == model.num_classes:
+        return
+    info = model.source_info
+    theirs = f"{count} classes" + (f" ({_listing(CIFAR10_CLASSES)})" if dataset.lower() == "cifar10" else "")
+    ours = f"{model.num_classes} classes" + (f" ({_listing(info.classes)})" if info.classes is not None else "")
+    raise ValueError(f"{dataset} does not have the classes of {info.location}: {dataset} has {theirs}; the model "
+                     f"has {ours}")  # fmt: skip
 
 
 def _listing(classes: object) -> str:

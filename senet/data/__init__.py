@@ -23,6 +23,7 @@ from .datasets import (
     create_loader,
     list_datasets,
     load_dataset,
+    named_num_classes,
 )
 from .download import ChecksumError, download_file
 from .embedded_cifar10 import CIFAR10_CLASSES, EMBEDDED_ARCHIVE, archive_counts, load_embedded_cifar10
@@ -63,6 +64,7 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "load_embedded_cifar10",
+    "named_num_classes",
     "normalize",
     "read_cifar_archive",
 ]

@@ -38,6 +38,7 @@ CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 _STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "cifar100": (CIFAR100_MEAN, CIFAR100_STD)}
+_NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 _FOLDER_LAYOUT = "expected <root>/train/<class>/<image> and <root>/val/<class>/<image>"
 
 
@@ -98,6 +99,16 @@ class DataSplits:
 def list_datasets() -> list[str]:
     """Returns the data set names :func:`load_dataset` knows (besides image-folder paths)."""
     return sorted(_STATS)
+
+
+def named_num_classes(name: str | os.PathLike) -> int | None:
+    """The class count of a named data set, known without its files (so that a model of another count can be
+    refused before an archive is downloaded); ``None`` for an image folder (its sub-folders say).
+
+    Args:
+        name: A name of :func:`list_datasets` (case-insensitive) or a folder's path.
+    """
+    return _NUM_CLASSES.get(str(name).lower()) if isinstance(name, str) else None
 
 
 def load_dataset(
