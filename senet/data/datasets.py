@@ -168,11 +168,27 @@ def load_dataset(
     return data
 
 
-def _subset(split: TensorSplit | ImageFolder, size: int, num_classes: int, seed: int) -> TensorSplit | ImageFolder:
+def check_subset_size(size: int, num_classes: int, available: int | None = None) -> None:
+    """Whether a class-balanced subset of ``size`` images can be drawn (the rule of ``load_dataset``'s subsets).
+
+    Args:
+        size: The images asked for.
+        num_classes: The data set's classes: the subset holds at least one of each.
+        available: The images of the split, when known.
+
+    Raises:
+        ValueError: If ``size`` is fewer than the classes or more than the images available.
+    """
     if size < num_classes:
         raise ValueError(
             f"a class-balanced subset of {size} images cannot hold one image of each of the {num_classes} classes"
         )
+    if available is not None and size > available:
+        raise ValueError(f"a subset of {size:,} images is more than the {available:,} the split holds")
+
+
+def _subset(split: TensorSplit | ImageFolder, size: int, num_classes: int, seed: int) -> TensorSplit | ImageFolder:
+    check_subset_size(size, num_classes, len(split))
     if isinstance(split, TensorSplit):
         keep = balanced_subset(split.labels, size, num_classes=num_classes, seed=seed)
         return TensorSplit(split.images[keep], split.labels[keep])
