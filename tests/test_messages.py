@@ -109,3 +109,24 @@ def test_the_model_and_options_are_checked_before_the_output(tmp_path, capsys, m
     err = _one_line_error(capsys, main([a.format(file=file, folder=folder) for a in argv]))
     assert named in err, err
     assert file.read_text() == "keep" and [p.name for p in folder.iterdir()] == ["kept.txt"]
+
+
+def test_our_keys_of_another_variant_are_named_key_by_key_not_blamed_on_a_naming(tmp_path, capsys):
+    """SE-ResNet-20's weights given as ResNet-20's: the SE keys are what does not fit (once every command said
+    "naming 'modern' covers the ResNet models; model 'cifar_resnet20' is a CifarResNet")."""
+    import senet
+    from senet.pretrained.loading import checkpoint_naming
+
+    state = senet.models.create_model("se_cifar_resnet20").state_dict()
+    path = tmp_path / "se.pth"
+    torch.save(state, path)
+    assert checkpoint_naming(state, "cifar_resnet20") == "ours"
+    with pytest.raises(ValueError, match=r"does not fit model 'cifar_resnet20': 36 unexpected: layer1\.0\.se\.fc1"):
+        senet.load_model(path, model="cifar_resnet20")
+    convert = ["convert", str(path), str(tmp_path / "o.safetensors"), "--model", "resnet20"]
+    retrofit = ["retrofit", "--model", "resnet20", "--weights", str(path), "--out", str(tmp_path / "r")]
+    for argv in (convert, retrofit):
+        err = _one_line_error(capsys, main(argv))
+        assert "does not fit model 'cifar_resnet20'" in err and "layer1.0.se.fc1.weight" in err, err
+        assert "covers" not in err and "naming" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["se.pth"]
