@@ -90,12 +90,22 @@ def test_the_command_line_names_its_flags():
         (["convert", "w.pth", "{file}", "--model", "bogus"], "unknown model 'bogus'"),
         (["train", "--model", "bogus", "--out", "{folder}"], "unknown model 'bogus'"),
         (["compare", "--model", "bogus", "--out", "{folder}"], "unknown model 'bogus'"),
+        (["train", "--model", "resnet20", "--subset", "5", "--out", "{folder}"],
+         "--subset 5: a class-balanced subset of 5 images cannot hold one image of each of the 10 classes"),
+        (["train", "--model", "resnet20", "--test-subset", "20000", "--out", "{folder}"],
+         "--test-subset 20000: a subset of 20,000 images is more than the 10,000"),
+        (["compare", "--model", "resnet20", "--subset", "5", "--out", "{folder}"], "--subset 5: "),
+        (["train", "--model", "resnet20", "--out", "{file}"], "--out {file} is a file, not a folder"),
+        (["bench", "--threads", "0", "--out", "{file}"], "--threads must be >= 1"),
+        (["bench", "--suite", "se", "--out", "{file}"], "it is a file, not a folder"),
     ],
 )
 def test_the_model_and_options_are_checked_before_the_output(tmp_path, capsys, monkeypatch, argv, named):
     """An unknown model (or attention) is what the user must hear about first, not that OUT exists (once
     `senet profile bogus --out EXISTING` said 'exists; add --force', and adding --force met the unknown model),
-    and before any data is read (`senet train --model bogus` decoded the 60,000 CIFAR-10 images first)."""
+    and, as a subset CIFAR cannot give, before any data is read (`senet train --model bogus` and `--subset 5`
+    decoded the 60,000 CIFAR-10 images first; the subset's message named no option). A file given as an output
+    folder is named as such (once train said "[Errno 17] File exists"), and bench names its flags."""
 
     def no_data(*args, **kwargs):
         raise AssertionError("data was read before the model was checked")
@@ -107,7 +117,7 @@ def test_the_model_and_options_are_checked_before_the_output(tmp_path, capsys, m
     folder.mkdir()
     (folder / "kept.txt").write_text("keep")
     err = _one_line_error(capsys, main([a.format(file=file, folder=folder) for a in argv]))
-    assert named in err, err
+    assert named.format(file=file) in err, err
     assert file.read_text() == "keep" and [p.name for p in folder.iterdir()] == ["kept.txt"]
 
 

@@ -20,11 +20,13 @@ from .datasets import (
     IMAGENET_STD,
     DataSplits,
     TensorSplit,
+    check_named_subsets,
     check_subset_size,
     create_loader,
     list_datasets,
     load_dataset,
     named_num_classes,
+    named_sizes,
 )
 from .download import ChecksumError, download_file
 from .embedded_cifar10 import CIFAR10_CLASSES, EMBEDDED_ARCHIVE, archive_counts, load_embedded_cifar10
@@ -56,6 +58,7 @@ __all__ = [
     "archive_counts",
     "balanced_subset",
     "cache_dir",
+    "check_named_subsets",
     "check_subset_size",
     "create_loader",
     "crop_flip",
@@ -67,6 +70,7 @@ __all__ = [
     "load_dataset",
     "load_embedded_cifar10",
     "named_num_classes",
+    "named_sizes",
     "normalize",
     "read_cifar_archive",
 ]

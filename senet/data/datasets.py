@@ -38,7 +38,7 @@ CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 _STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "cifar100": (CIFAR100_MEAN, CIFAR100_STD)}
-_NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+_SIZES = {"cifar10": (10, 50_000, 10_000), "cifar100": (100, 50_000, 10_000)}  # classes, training, held-out
 _FOLDER_LAYOUT = "expected <root>/train/<class>/<image> and <root>/val/<class>/<image>"
 
 
@@ -101,14 +101,38 @@ def list_datasets() -> list[str]:
     return sorted(_STATS)
 
 
-def named_num_classes(name: str | os.PathLike) -> int | None:
-    """The class count of a named data set, known without its files (so that a model of another count can be
-    refused before an archive is downloaded); ``None`` for an image folder (its sub-folders say).
+def named_sizes(name: str | os.PathLike) -> tuple[int, int, int] | None:
+    """(classes, training images, held-out images) of a named data set, known without its files (so that a
+    model of another class count, or a subset that cannot be drawn, is refused before an archive is read or
+    downloaded); ``None`` for an image folder (its files say).
 
     Args:
         name: A name of :func:`list_datasets` (case-insensitive) or a folder's path.
     """
-    return _NUM_CLASSES.get(str(name).lower()) if isinstance(name, str) else None
+    return _SIZES.get(str(name).lower()) if isinstance(name, str) else None
+
+
+def named_num_classes(name: str | os.PathLike) -> int | None:
+    """The class count of a named data set (:func:`named_sizes`); ``None`` for an image folder."""
+    sizes = named_sizes(name)
+    return sizes[0] if sizes is not None else None
+
+
+def check_named_subsets(name: str | os.PathLike, subset: int | None, test_subset: int | None) -> None:
+    """Checks ``--subset`` and ``--test-subset`` against a named data set, before it is read.
+
+    Raises:
+        ValueError: Naming the option, if a class-balanced subset of that size cannot be drawn.
+    """
+    sizes = named_sizes(name)
+    if sizes is None:
+        return
+    for option, size, available in (("--subset", subset, sizes[1]), ("--test-subset", test_subset, sizes[2])):
+        if size is not None and size > 0:
+            try:
+                check_subset_size(size, sizes[0], available)
+            except ValueError as e:
+                raise ValueError(f"{option} {size}: {e} ({str(name).lower()})") from None
 
 
 def load_dataset(

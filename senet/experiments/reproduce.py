@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..data import check_subset_size, fetch_cifar_archive, named_num_classes
+from ..data import fetch_cifar_archive
 from ..data.provenance import data_line, data_record
 from ..io import atomic_write_text
 from ..train import distributed as dist
@@ -97,7 +97,6 @@ def reproduce(
     base = dataclasses.replace(base, model=networks[0].plain, recipe=protocol.recipe, eval_every=protocol.eval_every)
     base.resolve()
     device = resolve_device(base.device)
-    _check_data(base)
     out = experiment_dir(base.out, stem=f"reproduce-{base.dataset}-{protocol.name}", marker=MARKER, report=REPORT,
                          what="reproduction", resume=base.resume, force=base.force)  # fmt: skip
     keys = [n.key for n in networks]
@@ -115,6 +114,7 @@ def reproduce(
         base, overridden, wall_before = dataclasses.replace(base, out=str(out)), sorted(base.given), 0.0
         known = {}
         commands = [command]
+    _check_data(base)  # (experiment_dir and a resume's checks write nothing)
     settings = protocol_settings(networks, overridden)
     todo = [
         dataclasses.replace(s.apply(base), seed=seed).resolve()
@@ -171,18 +171,10 @@ def reproduce(
 
 
 def _check_data(base: TrainConfig) -> None:
-    """The data is there and the subsets fit it, before a step is measured or a folder made: a subset of fewer
-    images than classes is refused, and CIFAR-100's archive is found (or downloaded, or said to be missing)."""
-    dataset = base.dataset.lower()
-    for option, size, available in (("subset", base.subset, CIFAR_IMAGES["train"]),
-                                    ("test_subset", base.test_subset, CIFAR_IMAGES["test"])):  # fmt: skip
-        if size is not None:
-            try:
-                check_subset_size(size, named_num_classes(dataset), available)
-            except ValueError as e:
-                raise ValueError(f"--{option.replace('_', '-')} {size}: {e} ({dataset})") from None
-    if dataset != "cifar10":  # CIFAR-10 is embedded; CIFAR-100 is the official archive, fetched once here
-        fetch_cifar_archive(dataset, base.data_dir, progress=base.progress)
+    """The data is there before a step is measured or a folder made (the subsets were checked against it by
+    ``TrainConfig.resolve``): CIFAR-100's archive is found, downloaded, or said to be missing."""
+    if base.dataset.lower() != "cifar10":  # CIFAR-10 is embedded; CIFAR-100 is the official archive
+        fetch_cifar_archive(base.dataset.lower(), base.data_dir, progress=base.progress)
 
 
 def build_report(

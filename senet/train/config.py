@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..data import check_named_subsets
 from ..layers.registry import get_attention
 from ..models.registry import get_model_entry
 from .recipes import default_recipe, get_recipe
@@ -195,6 +196,7 @@ class TrainConfig:
         for name in ("subset", "test_subset", "grad_clip", "reduction"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
+        check_named_subsets(self.dataset, self.subset, self.test_subset)  # before CIFAR is decoded or downloaded
         if self.lr <= 0:
             raise bad("lr", "must be positive")
         if not 0 <= self.momentum < 1:
