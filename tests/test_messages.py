@@ -87,6 +87,8 @@ def test_the_command_line_names_its_flags():
         (["retrofit", "--model", "bogus", "--weights", "w.pth", "--out", "{folder}"], "unknown model 'bogus'"),
         (["retrofit", "--model", "resnet20", "--weights", "w.pth", "--attention", "bogus", "--out", "{folder}"],
          "unknown attention 'bogus'"),
+        (["retrofit", "--model", "resnet20", "--weights", "w.pth", "--image-size", "0", "--out", "{folder}"],
+         "--image-size must be a positive number of pixels, got 0"),
         (["convert", "w.pth", "{file}", "--model", "bogus"], "unknown model 'bogus'"),
         (["train", "--model", "bogus", "--out", "{folder}"], "unknown model 'bogus'"),
         (["compare", "--model", "bogus", "--out", "{folder}"], "unknown model 'bogus'"),
@@ -140,3 +142,28 @@ def test_our_keys_of_another_variant_are_named_key_by_key_not_blamed_on_a_naming
         assert "does not fit model 'cifar_resnet20'" in err and "layer1.0.se.fc1.weight" in err, err
         assert "covers" not in err and "naming" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["se.pth"]
+
+
+@pytest.mark.parametrize(
+    "config, named",
+    [('{"model": "cifar_resnet20", "dataset": "cifar10", "epochs": "ten"}', "its epochs is 'ten', not int | None"),
+     ('{"model": "cifar_resnet20", "dataset": "cifar10", "lr": true}', "its lr is True, not float | None"),
+     ('[1, 2]', "a JSON object of options, not a list")],
+)
+def test_a_damaged_run_configuration_is_one_line(tmp_path, capsys, config, named):
+    """A hand-edited config.json (a word where a number goes, a list) is refused in one line by every command
+    that reads it (once eval and train --resume ended in a TypeError or AttributeError traceback)."""
+    import senet
+    from senet.train.checkpoint import save_weights
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(config)
+    save_weights(senet.models.create_model("cifar_resnet20"), run / "model.safetensors")
+    before = sorted(p.name for p in run.iterdir())
+    for argv in (["eval", "--checkpoint", str(run)], ["train", "--model", "resnet20", "--out", str(run), "--resume"]):
+        err = _one_line_error(capsys, main(argv))
+        assert f"{run / 'config.json'} is not a readable run configuration" in err and named in err, err
+    assert sorted(p.name for p in run.iterdir()) == before
+    (run / "config.json").write_text('{"model": "cifar_resnet20"}')  # once a KeyError traceback
+    assert "(it names no data set)" in _one_line_error(capsys, main(["eval", "--checkpoint", str(run)]))

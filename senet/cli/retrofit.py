@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give the checkpoint to retrofit: --weights FILE or --pretrained [TAG] (one of them)")
     if not math.isfinite(args.reduction) or args.reduction <= 0:
         raise ValueError(f"--reduction must be a positive number, got {args.reduction}")
+    if args.image_size is not None and args.image_size <= 0:
+        raise ValueError(f"--image-size must be a positive number of pixels, got {args.image_size}")
     where = [w.strip() for w in args.where.split(",") if w.strip()] if args.where is not None else None
     if where is not None and not where:
         raise ValueError("--where names no block")

@@ -6,6 +6,8 @@ import dataclasses
 import math
 import os
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -228,9 +230,34 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Rebuilds a configuration from ``to_dict``'s output (unknown keys are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        """Rebuilds a configuration from ``to_dict``'s output (unknown keys are ignored).
+
+        Raises:
+            ValueError: If ``d`` is not a mapping, or a value is not of its option's type (a hand-edited or
+                damaged config.json: ``"epochs": "ten"``); ``None`` is taken for any option.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"a run configuration is a JSON object of options, not a {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = {f.name: f.type for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in names}
-        if values.get("milestones") is not None:
+        if isinstance(values.get("milestones"), list):
             values["milestones"] = tuple(values["milestones"])
+        for name, value in values.items():
+            if value is not None and not _fits(value, hints[name]):
+                raise ValueError(f"its {name} is {value!r}, not {names[name]}")
         return cls(**values)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of the type ``hint`` (a field's annotation): bools are not numbers, ints are floats."""
+    if hint is Any:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    kind = typing.get_origin(hint) or hint
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
