@@ -99,6 +99,7 @@ def test_the_command_line_names_its_flags():
         (["compare", "--model", "resnet20", "--subset", "5", "--out", "{folder}"], "--subset 5: "),
         (["train", "--model", "resnet20", "--out", "{file}"], "--out {file} is a file, not a folder"),
         (["bench", "--threads", "0", "--out", "{file}"], "--threads must be >= 1"),
+        (["bench", "--seed", "-1", "--out", "{file}"], "--seed must be >= 0, got -1"),
         (["bench", "--suite", "se", "--out", "{file}"], "it is a file, not a folder"),
     ],
 )

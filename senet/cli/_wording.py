@@ -15,6 +15,7 @@ _REWORDS: tuple[tuple[str | None, str, str], ...] = (
     ("bench", "threads must be", "--threads must be"),
     ("bench", "repeats must be", "--repeats must be"),
     ("bench", "device must be", "--device must be"),
+    ("bench", "seed must be", "--seed must be"),
     (None, "; see `senet list` or senet.list_models()", "; see `senet list`"),
 )
 
