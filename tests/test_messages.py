@@ -167,4 +167,6 @@ def test_a_damaged_run_configuration_is_one_line(tmp_path, capsys, config, named
         assert f"{run / 'config.json'} is not a readable run configuration" in err and named in err, err
     assert sorted(p.name for p in run.iterdir()) == before
     (run / "config.json").write_text('{"model": "cifar_resnet20"}')  # once a KeyError traceback
-    assert "(it names no data set)" in _one_line_error(capsys, main(["eval", "--checkpoint", str(run)]))
+    for command in ("eval", "analyze"):
+        err = _one_line_error(capsys, main([command, "--checkpoint", str(run)]))
+        assert f"{run} records no data set: give --dataset" in err, err

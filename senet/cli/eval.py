@@ -66,18 +66,19 @@ def run(args: argparse.Namespace) -> int:
             run_dir = find_weights(source)[1]
         except FileNotFoundError:  # a `senet retrofit` output
             run_dir = None
-    if run_dir is not None and args.per_class is None and args.dataset in (None, read_run_config(run_dir)["dataset"]):
+    recorded = read_run_config(run_dir).get("dataset") if run_dir is not None else None
+    if recorded is not None and args.per_class is None and args.dataset in (None, recorded):
         m = evaluate_checkpoint(
             source, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
             batch_size=args.batch_size, test_subset=args.test_subset,
         )  # fmt: skip
         return _print_metrics(m, args.json)
-    if args.dataset is None and run_dir is None:
+    if args.dataset is None and recorded is None:
         raise ValueError(f"{source} records no data set: give --dataset (cifar10, cifar100, an image folder, or an "
                          "ImageNet val/<wnid>/ folder)")  # fmt: skip
     _check_public_data(args)
     device = resolve_device(args.device)
-    args.dataset = args.dataset or read_run_config(run_dir)["dataset"]
+    args.dataset = args.dataset or recorded
     model = load_model(source, model=args.model, progress=not args.no_progress)
     if _imagenet_folder(args.dataset) and model.num_classes == 1000:
         return run_imagenet(args, model, device)
