@@ -74,3 +74,99 @@ def test_the_command_line_names_its_flags():
         "unknown model 'x'; see `senet list`")
     assert cli_wording("retrofit", "identity_init needs a gate with gate(0) = 1/2").startswith(
         "starting as the identity (the default) needs")
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["export", "--model", "bogus", "{file}"], "unknown model 'bogus'"),
+        (["profile", "bogus", "--out", "{file}"], "unknown model 'bogus'"),
+        (["profile", "cifar_resnet20", "--attention", "bogus", "--out", "{file}"], "unknown attention 'bogus'"),
+        (["analyze", "--model", "bogus", "--weights", "w.pth", "--dataset", "cifar10", "--out", "{folder}"],
+         "unknown model 'bogus'"),
+        (["retrofit", "--model", "bogus", "--weights", "w.pth", "--out", "{folder}"], "unknown model 'bogus'"),
+        (["retrofit", "--model", "resnet20", "--weights", "w.pth", "--attention", "bogus", "--out", "{folder}"],
+         "unknown attention 'bogus'"),
+        (["retrofit", "--model", "resnet20", "--weights", "w.pth", "--image-size", "0", "--out", "{folder}"],
+         "--image-size must be a positive number of pixels, got 0"),
+        (["convert", "w.pth", "{file}", "--model", "bogus"], "unknown model 'bogus'"),
+        (["train", "--model", "bogus", "--out", "{folder}"], "unknown model 'bogus'"),
+        (["compare", "--model", "bogus", "--out", "{folder}"], "unknown model 'bogus'"),
+        (["train", "--model", "resnet20", "--subset", "5", "--out", "{folder}"],
+         "--subset 5: a class-balanced subset of 5 images cannot hold one image of each of the 10 classes"),
+        (["train", "--model", "resnet20", "--test-subset", "20000", "--out", "{folder}"],
+         "--test-subset 20000: a subset of 20,000 images is more than the 10,000"),
+        (["compare", "--model", "resnet20", "--subset", "5", "--out", "{folder}"], "--subset 5: "),
+        (["train", "--model", "resnet20", "--out", "{file}"], "--out {file} is a file, not a folder"),
+        (["bench", "--threads", "0", "--out", "{file}"], "--threads must be >= 1"),
+        (["bench", "--seed", "-1", "--out", "{file}"], "--seed must be >= 0, got -1"),
+        (["bench", "--suite", "se", "--out", "{file}"], "it is a file, not a folder"),
+    ],
+)
+def test_the_model_and_options_are_checked_before_the_output(tmp_path, capsys, monkeypatch, argv, named):
+    """An unknown model (or attention) is what the user must hear about first, not that OUT exists (once
+    `senet profile bogus --out EXISTING` said 'exists; add --force', and adding --force met the unknown model),
+    and, as a subset CIFAR cannot give, before any data is read (`senet train --model bogus` and `--subset 5`
+    decoded the 60,000 CIFAR-10 images first; the subset's message named no option). A file given as an output
+    folder is named as such (once train said "[Errno 17] File exists"), and bench names its flags."""
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was read before the model was checked")
+
+    monkeypatch.setattr("senet.train.run.build_data", no_data)
+    file = tmp_path / "existing.safetensors"
+    file.write_text("keep")
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("keep")
+    err = _one_line_error(capsys, main([a.format(file=file, folder=folder) for a in argv]))
+    assert named.format(file=file) in err, err
+    assert file.read_text() == "keep" and [p.name for p in folder.iterdir()] == ["kept.txt"]
+
+
+def test_our_keys_of_another_variant_are_named_key_by_key_not_blamed_on_a_naming(tmp_path, capsys):
+    """SE-ResNet-20's weights given as ResNet-20's: the SE keys are what does not fit (once every command said
+    "naming 'modern' covers the ResNet models; model 'cifar_resnet20' is a CifarResNet")."""
+    import senet
+    from senet.pretrained.loading import checkpoint_naming
+
+    state = senet.models.create_model("se_cifar_resnet20").state_dict()
+    path = tmp_path / "se.pth"
+    torch.save(state, path)
+    assert checkpoint_naming(state, "cifar_resnet20") == "ours"
+    with pytest.raises(ValueError, match=r"does not fit model 'cifar_resnet20': 36 unexpected: layer1\.0\.se\.fc1"):
+        senet.load_model(path, model="cifar_resnet20")
+    convert = ["convert", str(path), str(tmp_path / "o.safetensors"), "--model", "resnet20"]
+    retrofit = ["retrofit", "--model", "resnet20", "--weights", str(path), "--out", str(tmp_path / "r")]
+    for argv in (convert, retrofit):
+        err = _one_line_error(capsys, main(argv))
+        assert "does not fit model 'cifar_resnet20'" in err and "layer1.0.se.fc1.weight" in err, err
+        assert "covers" not in err and "naming" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["se.pth"]
+
+
+@pytest.mark.parametrize(
+    "config, named",
+    [('{"model": "cifar_resnet20", "dataset": "cifar10", "epochs": "ten"}', "its epochs is 'ten', not int | None"),
+     ('{"model": "cifar_resnet20", "dataset": "cifar10", "lr": true}', "its lr is True, not float | None"),
+     ('[1, 2]', "a JSON object of options, not a list")],
+)
+def test_a_damaged_run_configuration_is_one_line(tmp_path, capsys, config, named):
+    """A hand-edited config.json (a word where a number goes, a list) is refused in one line by every command
+    that reads it (once eval and train --resume ended in a TypeError or AttributeError traceback)."""
+    import senet
+    from senet.train.checkpoint import save_weights
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(config)
+    save_weights(senet.models.create_model("cifar_resnet20"), run / "model.safetensors")
+    before = sorted(p.name for p in run.iterdir())
+    for argv in (["eval", "--checkpoint", str(run)], ["train", "--model", "resnet20", "--out", str(run), "--resume"]):
+        err = _one_line_error(capsys, main(argv))
+        assert f"{run / 'config.json'} is not a readable run configuration" in err and named in err, err
+    assert sorted(p.name for p in run.iterdir()) == before
+    (run / "config.json").write_text('{"model": "cifar_resnet20"}')  # once a KeyError traceback
+    for command in ("eval", "analyze"):
+        err = _one_line_error(capsys, main([command, "--checkpoint", str(run)]))
+        assert f"{run} records no data set: give --dataset" in err, err

@@ -383,3 +383,25 @@ def test_cli_pretrained_list():
     assert out.returncode == 0 and "caffe *" in out.stdout and "legacy" in out.stdout
     rows = json.loads(cli("pretrained", "list", "--json").stdout)
     assert len(rows) == len(senet.list_pretrained()) and all("preprocessing" in r for r in rows)
+
+
+def test_pretrained_list_shows_the_file_name_fetch_writes(monkeypatch):
+    """For every entry of the table, the file `senet pretrained list` names (table and --json) is the file
+    `senet pretrained fetch` writes (once the Hub's generic 'pytorch_model.bin' was listed, and fetch wrote
+    'timm--inception_resnet_v2.tf_in1k--pytorch_model.bin')."""
+    written = []
+
+    def download(url, dest, **kwargs):  # what fetch would download to, without a network
+        written.append(Path(dest))
+        return Path(dest)
+
+    monkeypatch.setattr("senet.pretrained.hub.download_file", download)
+    entries = senet.list_pretrained()
+    table_rows = cli("pretrained", "list").stdout.split("\n\n")[0].splitlines()[1:]
+    listed = [row.split()[-1] for row in table_rows]
+    as_json = [r["file"] for r in json.loads(cli("pretrained", "list", "--json").stdout)]
+    for entry in entries:
+        out = cli("pretrained", "fetch", entry.model, "--tag", entry.tag)
+        assert out.returncode == 0, out.stderr
+        assert Path(out.stdout.strip()) == written[-1] == senet.pretrained.pretrained_dir() / written[-1].name
+    assert listed == as_json == [p.name for p in written] and len(written) == len(entries)

@@ -92,7 +92,9 @@ def test_the_paper_protocol_on_a_cpu_states_its_estimate_and_waits_for_yes(tmp_p
              + 2 * (200 * 49_920 * 0.02 + 201 * 10_000 * 0.005)) / 3600
     assert f"estimated {hours:,.0f} hours on this CPU (6 runs)" in err
     assert not out.exists()
-    code = main(["reproduce", "cifar100", "--models", "wrn16_8", "--device", "cpu", "--out", str(out)])
+    (tmp_path / "cifar-100-python.tar.gz").touch()  # found where --data-dir says (its content is not read here)
+    code = main(["reproduce", "cifar100", "--models", "wrn16_8", "--device", "cpu", "--out", str(out),
+                 "--data-dir", str(tmp_path)])  # fmt: skip
     _one_line_error(capsys, code, f"estimated {2 * (200 * 49_920 * 0.02 + 201 * 10_000 * 0.005) / 3600:,.0f} hours",
                     "(2 runs)")  # fmt: skip
 
@@ -151,6 +153,38 @@ def test_careless_command_lines_are_one_line_and_write_nothing(tmp_path, capsys,
     code = main(["reproduce", *args, "--device", "cpu", "--out", str(out)])
     _one_line_error(capsys, code, message)
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cifar10", "--protocol", "quick", "--subset", "5"],
+         "--subset 5: a class-balanced subset of 5 images cannot hold one image of each of the 10 classes"),
+        (["cifar10", "--protocol", "quick", "--test-subset", "20000"], "--test-subset 20000: a subset of 20,000"),
+        (["cifar100", "--protocol", "quick", "--subset", "50"], "--subset 50: a class-balanced subset of 50 images"),
+        (["cifar100", "--protocol", "quick"], "cifar-100-python.tar.gz"),
+        (["cifar100", "--models", "wrn16_8"], "cifar-100-python.tar.gz"),
+    ],
+)
+def test_the_data_is_checked_before_anything_is_measured_or_written(tmp_path, capsys, monkeypatch, args, message):
+    """A subset that cannot be drawn and a CIFAR-100 archive that is not there (and cannot be downloaded) are
+    refused before a step is measured, a folder made or a run started (once `--subset 5` measured for 20 s and
+    started a run, and `cifar100` without its archive estimated for 80 s, before refusing)."""
+
+    def not_yet(*args, **kwargs):
+        raise AssertionError("measured or trained before the data was checked")
+
+    def offline(url, dest, **kwargs):
+        raise FileNotFoundError(f"cannot download {url} (no network)")
+
+    monkeypatch.setattr(estimate_module, "measure_step_times", not_yet)
+    monkeypatch.setattr(grid_module, "fit", not_yet)
+    monkeypatch.setattr("senet.data.cifar.download_file", offline)
+    out = tmp_path / "out"
+    code = main(["reproduce", *args, "--device", "cpu", "--out", str(out), "--data-dir", str(tmp_path / "data"),
+                 "--no-progress"])  # fmt: skip
+    _one_line_error(capsys, code, message)
+    assert not out.exists() and not (tmp_path / "data").exists()
 
 
 def test_the_table_says_whether_the_gain_exceeds_the_spread():

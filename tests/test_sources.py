@@ -250,6 +250,31 @@ def test_eval_refuses_a_data_set_of_other_classes(sources, tmp_path):
     assert "cat, dog" in out.stderr and "airplane, automobile" in out.stderr
 
 
+def test_eval_refuses_cifar100_for_a_cifar10_run_before_looking_for_its_archive(sources, tmp_path, monkeypatch):
+    """CIFAR-100's class count is known from its name: a 10-class run is refused at once, naming both, and no
+    download is tried (once the archive was downloaded, or its absence reported, before the classes were)."""
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted before the classes were checked")
+
+    for where in ("senet.data.cifar.download_file", "senet.data.datasets.fetch_cifar_archive"):
+        monkeypatch.setattr(where, no_download)
+    found, _ = sources
+    out = cli("eval", "--checkpoint", found["cifar_resnet20", "run"][0], "--dataset", "cifar100",
+              "--data-dir", tmp_path)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "cifar100 has 100 classes" in out.stderr and "10 classes (airplane, automobile" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_names_a_test_subset_cifar_cannot_give_before_reading_it(sources, monkeypatch):
+    monkeypatch.setattr("senet.data.datasets.load_embedded_cifar10", lambda *a, **k: pytest.fail("data was read"))
+    found, _ = sources
+    out = cli("eval", "--checkpoint", found["cifar_resnet20", "run"][0], "--test-subset", "5")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "--test-subset 5: a class-balanced subset of 5 images cannot hold one image of each" in out.stderr
+
+
 def test_a_run_is_rebuilt_as_its_config_records(tmp_path):
     """A run's options (here attention ECA and a dropout) come from its config.json, not from defaults."""
     model = _random_bn(senet.models.create_model("cifar_resnet20", attention="eca", drop_rate=0.1))

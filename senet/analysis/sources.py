@@ -52,8 +52,8 @@ def from_source(
     """
     loaded = load_model(source, model=model)
     info = loaded.source_info
-    if info.kind == "run" and (dataset is None or dataset == read_run_config(info.run_dir)["dataset"]):
-        config = read_run_config(info.run_dir)
+    config = read_run_config(info.run_dir) if info.kind == "run" else {}
+    if config.get("dataset") is not None and dataset in (None, config["dataset"]):
         data = run_data(config["dataset"], data_dir=data_dir or config.get("data_dir"),
                         image_size=config.get("image_size") or 224,
                         skip_corrupt=bool(config.get("skip_corrupt")))  # fmt: skip

@@ -127,6 +127,8 @@ def check_writable(out: str | os.PathLike) -> Path:
         OSError: If the folder cannot be created or written to, saying why in one line.
     """
     folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"cannot write the records to {str(folder)!r}: it is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".senet-write-probe-"):

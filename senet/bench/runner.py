@@ -57,6 +57,8 @@ class BenchOptions:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.repeats is not None and self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError):

@@ -12,6 +12,10 @@ _REWORDS: tuple[tuple[str | None, str, str], ...] = (
     ("retrofit", "identity_init supports", "starting as the identity (the default) supports"),
     ("retrofit", "identity_init needs", "starting as the identity (the default) needs"),
     ("retrofit", "choose places with where=", "choose places with --where"),
+    ("bench", "threads must be", "--threads must be"),
+    ("bench", "repeats must be", "--repeats must be"),
+    ("bench", "device must be", "--device must be"),
+    ("bench", "seed must be", "--seed must be"),
     (None, "; see `senet list` or senet.list_models()", "; see `senet list`"),
 )
 

@@ -80,9 +80,12 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze, check_blocks, find_gates, from_source, measure_block, per_class_subset
     from ..analysis.figures import class_indices
     from ..analysis.report import check_out, write_analysis
+    from ..models.registry import get_model_entry
     from ..train.device import resolve_device
     from ..train.rundir import new_run_dir
 
+    if args.model is not None:
+        get_model_entry(args.model)  # an unknown name fails first (before --out), with its close matches
     if args.out is not None:
         check_out(args.out, force=args.force)  # before any work: nothing is overwritten by a refused run
     device = resolve_device(args.device)

@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     record = senet_record(args.input)
     source = args.source if args.source != "auto" else checkpoint_naming(state, name, record)
     model = _shaped_model(args.input, name, state, source, record.model_options if record else None)
-    if source == OURS:  # declared or recorded: every key must then be the model's own
-        _refuse_foreign_keys(state, model, name, declared=args.source == OURS)
+    if source == OURS:  # declared, recorded or read from the keys: every key must then be the model's own
+        _refuse_foreign_keys(state, model, name, args.input, declared=args.source == OURS, recorded=record is not None)
     ours = convert_state_dict(state, source, model=model)  # checks every key and shape
     converted = ours if args.to == OURS else convert_state_dict(ours, OURS, model=model, target=args.to)
     # The network the weights compute in: what the input records, else its publisher's (the keys do not say).
@@ -88,8 +88,11 @@ def _shaped_model(path: Path, name: str, state: dict[str, Any], source: str, opt
     return shape
 
 
-def _refuse_foreign_keys(state: dict[str, Any], model: Any, name: str, *, declared: bool) -> None:
-    """Refuses a checkpoint read as our keys that holds keys ``model`` lacks (another naming's)."""
+def _refuse_foreign_keys(state: dict[str, Any], model: Any, name: str, path: Path, *, declared: bool,
+                         recorded: bool) -> None:  # fmt: skip
+    """Refuses a checkpoint read as our keys that holds keys ``model`` lacks (another naming's, or another
+    network's: our keys of a variant with other attention or options)."""
+    from ..convert import OURS
     from ..convert.naming import model_layout
     from ..convert.prefixes import strip_prefixes
     from ..pretrained.loading import checkpoint_naming
@@ -99,10 +102,14 @@ def _refuse_foreign_keys(state: dict[str, Any], model: Any, name: str, *, declar
     foreign = [k for k in keys if k not in own]
     if not foreign:
         return
+    found = f"{len(foreign)} of the {len(keys)} keys are not {name}'s (e.g. {foreign[0]!r})"
+    if not declared and not recorded:  # read as ours from the keys: they are another network's
+        raise ValueError(f"{path} does not fit model {name!r}: {found}; give the --model the file belongs to")
     try:
-        reading = f"; they read as the {checkpoint_naming(state, name)!r} naming"
+        naming = checkpoint_naming(state, name)
+        reading = f"; they read as the {naming!r} naming" if naming != OURS else ""
     except ValueError:
         reading = ""
-    why = "--source ours" if declared else "the file says its keys are ours, but"
-    raise ValueError(f"{why}: {len(foreign)} of the {len(keys)} keys are not {name}'s (e.g. {foreign[0]!r})"
-                     f"{reading}; {'drop --source or give the right one' if declared else 'give --source'}")
+    why, fix = ("--source ours", "drop --source or give the right one") if declared else (
+        "the file says its keys are ours, but", "give --source")
+    raise ValueError(f"{why}: {found}{reading}; {fix}")

@@ -66,18 +66,19 @@ def run(args: argparse.Namespace) -> int:
             run_dir = find_weights(source)[1]
         except FileNotFoundError:  # a `senet retrofit` output
             run_dir = None
-    if run_dir is not None and args.per_class is None and args.dataset in (None, read_run_config(run_dir)["dataset"]):
+    recorded = read_run_config(run_dir).get("dataset") if run_dir is not None else None
+    if recorded is not None and args.per_class is None and args.dataset in (None, recorded):
         m = evaluate_checkpoint(
             source, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
             batch_size=args.batch_size, test_subset=args.test_subset,
         )  # fmt: skip
         return _print_metrics(m, args.json)
-    if args.dataset is None and run_dir is None:
+    if args.dataset is None and recorded is None:
         raise ValueError(f"{source} records no data set: give --dataset (cifar10, cifar100, an image folder, or an "
                          "ImageNet val/<wnid>/ folder)")  # fmt: skip
     _check_public_data(args)
     device = resolve_device(args.device)
-    args.dataset = args.dataset or read_run_config(run_dir)["dataset"]
+    args.dataset = args.dataset or recorded
     model = load_model(source, model=args.model, progress=not args.no_progress)
     if _imagenet_folder(args.dataset) and model.num_classes == 1000:
         return run_imagenet(args, model, device)
@@ -127,6 +128,7 @@ def _run_on(args: argparse.Namespace, model: object, device: object) -> int:
     from ..train.engine import evaluate
 
     info = model.source_info
+    _check_class_count(args.dataset, model)  # before CIFAR-100's archive is looked for (or downloaded)
     data = model_data(args.dataset, data_config(model), data_dir=args.data_dir)
     note = None
     if info.classes is not None:
@@ -154,6 +156,20 @@ def _run_on(args: argparse.Namespace, model: object, device: object) -> int:
     m = {"model": info.model, "dataset": str(args.dataset), "classes": list(data.classes), "weights": info.weights,
          "source": info.describe(), "class_images": [sum(row) for row in metrics["confusion"]], **metrics}  # fmt: skip
     return _print_metrics(m, args.json)
+
+
+def _check_class_count(dataset: str, model: object) -> None:
+    """A named data set of another class count than the model's is refused from its name alone."""
+    from ..data import CIFAR10_CLASSES, named_num_classes
+
+    count = named_num_classes(dataset)
+    if count is None or count == model.num_classes:
+        return
+    info = model.source_info
+    theirs = f"{count} classes" + (f" ({_listing(CIFAR10_CLASSES)})" if dataset.lower() == "cifar10" else "")
+    ours = f"{model.num_classes} classes" + (f" ({_listing(info.classes)})" if info.classes is not None else "")
+    raise ValueError(f"{dataset} does not have the classes of {info.location}: {dataset} has {theirs}; the model "
+                     f"has {ours}")  # fmt: skip
 
 
 def _listing(classes: object) -> str:

@@ -42,9 +42,9 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         rows = [
             {"model": w.model, "tag": w.tag, "default": w.default, "url": w.url, "naming": w.naming,
-             "options": dict(w.options), "top1": w.top1, "top5": w.top5, "sha256": w.sha256 or w.sha256_prefix,
-             "size_bytes": w.size_bytes, "num_classes": w.num_classes, "dataset": w.dataset,
-             "preprocessing": w.preprocessing.as_dict(), "source": w.source}
+             "options": dict(w.options), "top1": w.top1, "top5": w.top5, "file": w.file_name,
+             "sha256": w.sha256 or w.sha256_prefix, "size_bytes": w.size_bytes, "num_classes": w.num_classes,
+             "dataset": w.dataset, "preprocessing": w.preprocessing.as_dict(), "source": w.source}
             for w in shown
         ]  # fmt: skip
         print(json.dumps(rows, indent=1))

@@ -92,9 +92,15 @@ def _command(args: argparse.Namespace) -> ProfileCommand:
         raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.force and args.out is None:
         raise ValueError("--force only applies to --out")
+    from ..layers.registry import get_attention
+    from ..models.registry import get_model_entry
+
+    if args.model is not None:
+        get_model_entry(args.model)  # an unknown name fails before --out is looked at, with its close matches
     kwargs: dict[str, Any] = {}
     if args.attention is not None:
         kwargs["attention"] = None if args.attention.lower() == "none" else args.attention
+        get_attention(kwargs["attention"])  # likewise an unknown attention
     if args.reduction is not None:
         if args.reduction <= 0:
             raise ValueError(f"--reduction must be positive, got {args.reduction:g}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .._choices import PLACEMENTS
+
 ORDER = 14
 
 
@@ -23,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a public checkpoint of --model instead (see `senet pretrained list`)")  # fmt: skip
     p.add_argument("--attention", default="se", help="the attention to insert (see `senet list --attention`)")
     p.add_argument("--reduction", type=float, default=16, help="SE reduction ratio r (default: 16)")
-    p.add_argument("--placement", default="standard", help="where in a residual block: standard (the default), "
-                   "pre, post, identity, after_3x3")  # fmt: skip
+    p.add_argument("--placement", default="standard", choices=PLACEMENTS, help="where in a residual block: "
+                   "standard (the default), pre, post, identity, after_3x3")  # fmt: skip
     p.add_argument("--where", default=None, help="comma-separated block or layer names (default: every block)")
     p.add_argument("--image-size", type=int, default=None, metavar="PX", help="count the report's multiply-adds "
                    "at PX x PX (default: the model's own input size)")  # fmt: skip
@@ -42,13 +44,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give the checkpoint to retrofit: --weights FILE or --pretrained [TAG] (one of them)")
     if not math.isfinite(args.reduction) or args.reduction <= 0:
         raise ValueError(f"--reduction must be a positive number, got {args.reduction}")
+    if args.image_size is not None and args.image_size <= 0:
+        raise ValueError(f"--image-size must be a positive number of pixels, got {args.image_size}")
     where = [w.strip() for w in args.where.split(",") if w.strip()] if args.where is not None else None
     if where is not None and not where:
         raise ValueError("--where names no block")
     from ..factory import retrofit_checkpoint
-    from ..models.registry import canonical_model_name, get_model_entry
+    from ..layers.registry import get_attention
+    from ..models.registry import get_model_entry
 
-    name = get_model_entry(canonical_model_name(args.model)).name
+    name = get_model_entry(args.model).name  # the model and the attention fail before --out is looked at
+    if get_attention(args.attention) is None:
+        raise ValueError("--attention none inserts nothing; name the attention to insert (e.g. se)")
     report = retrofit_checkpoint(
         name, args.weights if args.weights is not None else args.pretrained, args.out, attention=args.attention,
         reduction=args.reduction, placement=args.placement, identity_init=not args.no_identity_init, where=where,

@@ -20,9 +20,13 @@ from .datasets import (
     IMAGENET_STD,
     DataSplits,
     TensorSplit,
+    check_named_subsets,
+    check_subset_size,
     create_loader,
     list_datasets,
     load_dataset,
+    named_num_classes,
+    named_sizes,
 )
 from .download import ChecksumError, download_file
 from .embedded_cifar10 import CIFAR10_CLASSES, EMBEDDED_ARCHIVE, archive_counts, load_embedded_cifar10
@@ -54,6 +58,8 @@ __all__ = [
     "archive_counts",
     "balanced_subset",
     "cache_dir",
+    "check_named_subsets",
+    "check_subset_size",
     "create_loader",
     "crop_flip",
     "crop_flip_params",
@@ -63,6 +69,8 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "load_embedded_cifar10",
+    "named_num_classes",
+    "named_sizes",
     "normalize",
     "read_cifar_archive",
 ]

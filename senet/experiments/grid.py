@@ -119,8 +119,8 @@ def experiment_dir(out: str | None, *, stem: str, marker: str, report: str, what
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"--out {path} is a file, not a folder")
     if holds_run(path):  # as `senet train` refuses it; --force replaces an experiment, never a training run
-        raise FileExistsError(f"{path} already holds {describe_run(path)} (of `senet train`); a {what} needs a "
-                              "folder of its own: give another --out")  # fmt: skip
+        raise FileExistsError(f"{path} already holds {describe_run(path)} (of `senet train`); the {what} needs "
+                              "a folder of its own: give another --out")  # fmt: skip
     started = (path / marker).is_file() or any(next(path.glob(p), None) for p in started_by)
     if resume and not started:
         raise FileNotFoundError(f"--resume: {path} holds no {what}; start one without --resume")

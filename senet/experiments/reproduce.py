@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..data import fetch_cifar_archive
 from ..data.provenance import data_line, data_record
 from ..io import atomic_write_text
 from ..train import distributed as dist
@@ -113,6 +114,7 @@ def reproduce(
         base, overridden, wall_before = dataclasses.replace(base, out=str(out)), sorted(base.given), 0.0
         known = {}
         commands = [command]
+    _check_data(base)  # (experiment_dir and a resume's checks write nothing)
     settings = protocol_settings(networks, overridden)
     todo = [
         dataclasses.replace(s.apply(base), seed=seed).resolve()
@@ -166,6 +168,13 @@ def reproduce(
         rows = [(s.label, error_stats(results[s.name])["errors"]) for s in settings]
         plot_errors(rows, out / "reproduce.png", title=f"{base.dataset}, {protocol.name} protocol", xlabel="network")
     return report
+
+
+def _check_data(base: TrainConfig) -> None:
+    """The data is there before a step is measured or a folder made (the subsets were checked against it by
+    ``TrainConfig.resolve``): CIFAR-100's archive is found, downloaded, or said to be missing."""
+    if base.dataset.lower() != "cifar10":  # CIFAR-10 is embedded; CIFAR-100 is the official archive
+        fetch_cifar_archive(base.dataset.lower(), base.data_dir, progress=base.progress)
 
 
 def build_report(

@@ -38,9 +38,13 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path} is not a readable run configuration ({e})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
-        raise ValueError(f"{path} is not a readable run configuration (it names no model)")
-    return config
+    if not isinstance(config, dict):
+        why = f"a run configuration is a JSON object of options, not a {type(config).__name__}"
+    elif not isinstance(config.get("model"), str):
+        why = "it names no model"
+    else:
+        return config
+    raise ValueError(f"{path} is not a readable run configuration ({why})")
 
 
 def run_create_kwargs(config: Mapping[str, Any], num_classes: int) -> dict[str, Any]:

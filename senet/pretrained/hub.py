@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from ..data.cache import cache_dir, file_digest
 from ..data.download import ChecksumError, download_file
 from ..io import atomic_write_text
-from .schema import PretrainedWeights
+from .schema import PretrainedWeights, cache_file_name
 
 URL_SCHEMES = ("http", "https", "file")
 
@@ -34,17 +34,9 @@ def pretrained_dir() -> Path:
 
 
 def cached_path(url: str) -> Path:
-    """The cache path of the file at ``url``: its file name under ``pretrained_dir()``; for a Hugging Face
-    Hub file, whose names repeat (``pytorch_model.bin``), the repository's name joined to it."""
-    parsed = urlparse(url)
-    parts = [p for p in parsed.path.split("/") if p]
-    name = parts[-1] if parts else ""
-    if not name or name in (".", ".."):
-        raise ValueError(f"{url} names no file")
-    if parsed.netloc == "huggingface.co" and "resolve" in parts and parts.index("resolve") >= 2:
-        owner, repo = parts[parts.index("resolve") - 2 : parts.index("resolve")]
-        name = f"{owner}--{repo}--{name}"
-    return pretrained_dir() / name
+    """The cache path of the file at ``url``: ``pretrained_dir()`` / ``schema.cache_file_name(url)`` (the name
+    ``senet pretrained list`` shows)."""
+    return pretrained_dir() / cache_file_name(url)
 
 
 def fetch(

@@ -223,12 +223,16 @@ def checkpoint_naming(state: Mapping[str, Any], model: str | nn.Module, record: 
         return public[0]
     if all(k in own for k in keys):
         return OURS
+    mostly_ours = sum(k in own for k in keys) * 2 > len(keys)
     try:
-        return detect_naming(keys).name
+        detected = detect_naming(keys)
     except ValueError:
-        if sum(k in own for k in keys) * 2 > len(keys):
+        if mostly_ours:
             return OURS
         raise
+    if mostly_ours and family not in detected.families:  # our keys of a variant (SE or not): named key by key
+        return OURS
+    return detected.name
 
 
 def _options_or_none(naming: str, model: str | nn.Module) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -104,5 +105,24 @@ class PretrainedWeights:
 
     @property
     def file_name(self) -> str:
-        """The file's name (the last part of its URL)."""
-        return self.url.rsplit("/", 1)[-1]
+        """The name the file has in the cache (``senet pretrained fetch`` writes it there under this name)."""
+        return cache_file_name(self.url)
+
+
+def cache_file_name(url: str) -> str:
+    """The name a downloaded file gets in the cache: the last part of its URL; for a Hugging Face Hub file,
+    whose names repeat (``pytorch_model.bin``), the repository's name joined to it
+    (``timm--inception_resnet_v2.tf_in1k--pytorch_model.bin``). The one rule for ``fetch`` and the table.
+
+    Raises:
+        ValueError: If the URL names no file.
+    """
+    parsed = urlparse(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    name = parts[-1] if parts else ""
+    if not name or name in (".", ".."):
+        raise ValueError(f"{url} names no file")
+    if parsed.netloc == "huggingface.co" and "resolve" in parts and parts.index("resolve") >= 2:
+        owner, repo = parts[parts.index("resolve") - 2 : parts.index("resolve")]
+        name = f"{owner}--{repo}--{name}"
+    return name

@@ -6,9 +6,14 @@ import dataclasses
 import math
 import os
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..data import check_named_subsets
+from ..layers.registry import get_attention
+from ..models.registry import get_model_entry
 from .recipes import default_recipe, get_recipe
 
 # Options a resumed run may change: where and how it runs, not what it computes (--epochs is checked apart).
@@ -172,6 +177,11 @@ class TrainConfig:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"--{name.replace('_', '-')} {why}, got {getattr(self, name)!r}")
 
+        get_model_entry(self.model)  # an unknown name fails before any data is read, with its close matches
+        for name in ("attention", "retrofit"):
+            if getattr(self, name) is not None:
+                get_attention(getattr(self, name))
+
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip",
                      "reduction", "drop_rate"):  # fmt: skip
             value = getattr(self, name)
@@ -188,6 +198,7 @@ class TrainConfig:
         for name in ("subset", "test_subset", "grad_clip", "reduction"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
+        check_named_subsets(self.dataset, self.subset, self.test_subset)  # before CIFAR is decoded or downloaded
         if self.lr <= 0:
             raise bad("lr", "must be positive")
         if not 0 <= self.momentum < 1:
@@ -219,9 +230,34 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Rebuilds a configuration from ``to_dict``'s output (unknown keys are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        """Rebuilds a configuration from ``to_dict``'s output (unknown keys are ignored).
+
+        Raises:
+            ValueError: If ``d`` is not a mapping, or a value is not of its option's type (a hand-edited or
+                damaged config.json: ``"epochs": "ten"``); ``None`` is taken for any option.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"a run configuration is a JSON object of options, not a {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = {f.name: f.type for f in dataclasses.fields(cls)}
         values = {k: v for k, v in d.items() if k in names}
-        if values.get("milestones") is not None:
+        if isinstance(values.get("milestones"), list):
             values["milestones"] = tuple(values["milestones"])
+        for name, value in values.items():
+            if value is not None and not _fits(value, hints[name]):
+                raise ValueError(f"its {name} is {value!r}, not {names[name]}")
         return cls(**values)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of the type ``hint`` (a field's annotation): bools are not numbers, ints are floats."""
+    if hint is Any:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    kind = typing.get_origin(hint) or hint
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)

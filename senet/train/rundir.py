@@ -147,6 +147,8 @@ def plan_run(cfg: TrainConfig) -> tuple[TrainConfig, RunPlan]:
             raise FileNotFoundError(error)
         out = Path(path)
     cfg = dataclasses.replace(cfg, out=str(out))
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder")
     if cfg.resume:
         return _plan_resume(cfg, out)
     if holds_run(out):
