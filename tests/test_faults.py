@@ -484,8 +484,12 @@ def _stop_checkpoint(line: str) -> str:
 
 
 # --- compare and ablate: several runs, one of them killed mid-epoch ------------------------------------------
+# Slow tier: a SIGKILL at any moment is the train test's above (the runs of compare and ablate are trainings),
+# and that an experiment keeps its finished runs and continues the stopped one to the uninterrupted weights is
+# the SIGTERM / SIGINT tests' below, which stay in the default tier.
 
 
+@pytest.mark.slow
 def test_compare_killed_mid_run_keeps_the_finished_twin_and_resumes_the_other(tmp_path, cifar10):
     out = tmp_path / "cmp"
     args = ["compare", *QUICK, "--epochs", "1", "--out", str(out), "--save-every", "1"]
@@ -500,6 +504,7 @@ def test_compare_killed_mid_run_keeps_the_finished_twin_and_resumes_the_other(tm
     assert_identical_runs(se, se_twin_reference())
 
 
+@pytest.mark.slow
 def test_ablate_killed_mid_run_resumes_the_interrupted_setting_mid_epoch(tmp_path, cifar10, capsys):
     out = tmp_path / "ablation"
     args = ["ablate", *QUICK, "--model", "se_cifar_resnet20", "--vary", "reduction=4,8", "--epochs", "1",

@@ -76,11 +76,11 @@ def _batch(data, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_training_overfits_one_fixed_batch(cifar10):
-    """The step learns: 40 steps on one batch of 32 real images drive its loss far below chance level."""
+    """The step learns: 30 steps on one batch of 16 real images drive its loss far below chance level."""
     torch.manual_seed(0)
     model = create_model("se_cifar_resnet20", num_classes=10)
-    x, y = _batch(cifar10, 32)
-    assert len(y.unique()) >= 8  # a real classification problem, not one class
+    x, y = _batch(cifar10, 16)
+    assert len(y.unique()) >= 8  # a real classification problem, not one class (9 classes here)
     optimizer = build_optimizer(model, lr=0.05, momentum=0.9, weight_decay=0.0, nesterov=False)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -89,22 +89,26 @@ def test_training_overfits_one_fixed_batch(cifar10):
             return loss_fn(model.train()(x), y).item()
 
     start = loss_now()
-    train_one_epoch(model, [(x, y)] * 40, optimizer, loss_fn, device=torch.device("cpu"))
+    train_one_epoch(model, [(x, y)] * 30, optimizer, loss_fn, device=torch.device("cpu"))
     end = loss_now()
-    # ln 10 = 2.30 at the start; memorising 32 images takes it to 0.005 (measured) in 40 steps.
+    # ln 10 = 2.30 at the start; memorising 16 images takes it to 0.005 (measured) in 30 steps, as 40 steps
+    # did for 32 images (at 40% of their cost; 20 steps on 32 images end at 0.59).
     assert start > 1.5 and end < 0.1 * start, (start, end)
 
 
 def test_training_on_real_data_beats_chance(tmp_path):
-    """Four epochs on 2,000 real CIFAR-10 images give a test accuracy far above chance (10%)."""
+    """Four epochs on 1,000 real CIFAR-10 images give a test accuracy far above chance (10%)."""
     out = tmp_path / "learn"
-    assert main(["train", *QUICK, "--subset", "2000", "--test-subset", "1000", "--batch-size", "64",
-                 "--lr", "0.05", "--epochs", "4", "--out", str(out)]) == 0  # fmt: skip
+    assert main(["train", *QUICK, "--subset", "1000", "--test-subset", "500", "--batch-size", "32",
+                 "--lr", "0.05", "--epochs", "4", "--eval-every", "4", "--out", str(out)]) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
-    # Measured 35.6-39.6% over seeds 0-4 (2-core AMD EPYC); another CPU's rounding is one more seed.
-    assert summary["test_accuracy"] > 0.25, summary["test_accuracy"]
+    # Measured 28.4-33.6% over seeds 0-4 (2-core AMD EPYC); another CPU's rounding is one more seed. The bar is
+    # 20% (it was 25% for 4 epochs on 2,000 images, which measured 35.6-39.6% at twice the cost): twice chance,
+    # and far above what a step that does nothing leaves, the untrained network's 10% on these class-balanced
+    # images, while 8 points below the lowest seed.
+    assert summary["test_accuracy"] > 0.20, summary["test_accuracy"]
     losses = [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert losses[-1] < losses[0] - 0.3, losses  # measured 2.20-2.26 -> 1.63-1.69
+    assert losses[-1] < losses[0] - 0.3, losses  # measured 2.34-2.42 -> 1.76-1.80
 
 
 def _state_at_each_epoch(monkeypatch, stop_after: int | None = None) -> list[dict]:
