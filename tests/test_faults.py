@@ -529,10 +529,13 @@ def _stopped_line(err: str, name: str, run: str) -> str:
     return err.split("resume with: ", 1)[1].strip()
 
 
-def _stop_experiment(args: list[str], started: str, what: str, delay: float, sig: signal.Signals, run: str):
-    """Runs the experiment ``args`` with slowed steps, sends ``sig`` ``delay`` s after a line containing
-    ``started``, and checks the exit code (128 + signal) and the one line; returns (resume command, stderr)."""
-    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
+def _stop_experiment(
+    args: list[str], started: str, what: str, delay: float, sig: signal.Signals, run: str, step_sleep: float = 0.3
+):
+    """Runs the experiment ``args`` with steps slowed by ``step_sleep`` s, sends ``sig`` ``delay`` s after a line
+    containing ``started``, and checks the exit code (128 + signal) and the one line; returns (resume command,
+    stderr)."""
+    with running(args, {"SENET_TEST_STEP_SLEEP": str(step_sleep)}) as proc:
         wait_for(lambda: any(started in line for line in proc.out), proc, what=what)
         time.sleep(delay)
         proc.signal(sig)
@@ -579,11 +582,13 @@ def test_sigterm_stops_reproduce_with_a_checkpoint_and_the_command_that_continue
     """SIGTERM in the first run of a reproduction: a checkpoint at the step it stopped at, one line naming the
     run and the resume command, exit 143; that command finishes the reproduction."""
     out = tmp_path / "repro"
-    args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "1", "--epochs", "1", "--subset", "1000",
+    # 300 images: 2 steps of the protocol's batch of 128 per run (a third of the work of 1,000 images), each
+    # slowed by 0.8 s, so that the signal, 1 s after the first run starts, lands in it on any machine.
+    args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "1", "--epochs", "1", "--subset", "300",
             "--test-subset", "50", "--device", "cpu", "--no-progress", "--out", str(out)]  # fmt: skip
     first = out / "resnet20-plain-seed0"
     command, err = _stop_experiment(args, "[1/2]", "the first run", 1.0, signal.SIGTERM,
-                                    "run 1/2 (resnet20-plain-seed0)")
+                                    "run 1/2 (resnet20-plain-seed0)", step_sleep=0.8)
     assert command == f"senet reproduce cifar10 --protocol quick --models resnet20 --seeds 1 --out {out} --resume"
     assert latest_name(first) == _stop_checkpoint(err)
     assert_no_partial_checkpoint(first, keep=2)
