@@ -355,7 +355,8 @@ def _watch_training(monkeypatch) -> dict[str, set]:
 def test_bf16_autocast_with_channels_last_trains(tmp_path, monkeypatch):
     seen = _watch_training(monkeypatch)
     out = tmp_path / "bf16"
-    assert _train(out, "--epochs", "1", "--amp", "bf16", "--channels-last", "--model", "se_cifar_resnet20") == 0
+    tiny = ("--subset", "50", "--test-subset", "20")  # 2 steps: bf16 is emulated on most CPUs, and slow
+    assert _train(out, "--epochs", "1", "--amp", "bf16", "--channels-last", "--model", "se_cifar_resnet20", *tiny) == 0
     # The options were applied, not only recorded: bf16 convolutions, channels_last inputs and weights.
     assert seen == {"input_channels_last": {True}, "weights_channels_last": {True}, "conv_dtypes": {torch.bfloat16}}
     summary = json.loads((out / "summary.json").read_text())
@@ -363,7 +364,7 @@ def test_bf16_autocast_with_channels_last_trains(tmp_path, monkeypatch):
     assert summary["config"]["amp"] == "bf16" and summary["config"]["channels_last"] is True
     assert record["train_loss"] == pytest.approx(record["train_loss"]) and 0 < record["train_loss"] < 10
     plain = _watch_training(monkeypatch)
-    assert _train(tmp_path / "fp32", "--epochs", "1", "--model", "se_cifar_resnet20") == 0
+    assert _train(tmp_path / "fp32", "--epochs", "1", "--model", "se_cifar_resnet20", *tiny) == 0
     assert plain == {"input_channels_last": {False}, "weights_channels_last": {False}, "conv_dtypes": {torch.float32}}
 
 
