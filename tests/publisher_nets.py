@@ -503,9 +503,11 @@ class InceptionResNetV2(nn.Module):
 
     Args:
         head: 'global' (timm: global average) or 'cadene' (``AvgPool2d(8, count_include_pad=False)``).
+        blocks: The numbers of A, B and C blocks before ``block8`` (the publishers': 10, 20 and 9); our
+            ``blocks`` option counts ``block8`` among the C blocks.
     """
 
-    def __init__(self, head: str = "global") -> None:
+    def __init__(self, head: str = "global", blocks: tuple[int, int, int] = (10, 20, 9)) -> None:
         super().__init__()
         self.conv2d_1a = _Conv(3, 32, 3, 2)
         self.conv2d_2a = _Conv(32, 32, 3)
@@ -515,11 +517,11 @@ class InceptionResNetV2(nn.Module):
         self.conv2d_4a = _Conv(80, 192, 3)
         self.maxpool_5a = nn.MaxPool2d(3, 2)
         self.mixed_5b = _Mixed5b()
-        self.repeat = nn.Sequential(*[_ResidualInception("35", 0.17) for _ in range(10)])
+        self.repeat = nn.Sequential(*[_ResidualInception("35", 0.17) for _ in range(blocks[0])])
         self.mixed_6a = _Mixed6a()
-        self.repeat_1 = nn.Sequential(*[_ResidualInception("17", 0.10) for _ in range(20)])
+        self.repeat_1 = nn.Sequential(*[_ResidualInception("17", 0.10) for _ in range(blocks[1])])
         self.mixed_7a = _Mixed7a()
-        self.repeat_2 = nn.Sequential(*[_ResidualInception("8", 0.20) for _ in range(9)])
+        self.repeat_2 = nn.Sequential(*[_ResidualInception("8", 0.20) for _ in range(blocks[2])])
         self.block8 = _ResidualInception("8", 1.0, relu=False)  # Block8(noReLU=True): scale left at 1.0
         self.conv2d_7b = _Conv(2080, 1536, 1)
         self.head = head

@@ -1,12 +1,17 @@
-"""The registry as test parameters: every model, the huge ones in the slow tier.
+"""The registry as test parameters: every model, the huge ones in the slow tier; and zero-weight models for
+the sweeps that check shapes only.
 
 ResNet-1202 (19.4M parameters, 1,202 layers) takes 10-15 s per sweep test on 2 cores where the others
 take well under one; ``make test-all`` (and CI) still sweeps it.
 """
 
-import pytest
+import itertools
 
-from senet.models import list_models
+import pytest
+import torch
+from torch import nn
+
+from senet.models import create_model, list_models
 
 HUGE = frozenset({"cifar_resnet1202", "se_cifar_resnet1202"})
 
@@ -14,3 +19,25 @@ HUGE = frozenset({"cifar_resnet1202", "se_cifar_resnet1202"})
 def models(names=None):
     """``names`` (default: every registered model) as pytest parameters, the HUGE ones marked slow."""
     return [pytest.param(n, marks=pytest.mark.slow) if n in HUGE else n for n in (names or list_models())]
+
+
+def zero_model(name: str, **options) -> nn.Module:
+    """``create_model(name, **options)`` with every parameter and buffer zero, for tests of shapes alone.
+
+    Built on the meta device (no initialisation drawn), then given zeroed CPU memory (``zeroed``).
+    """
+    with torch.device("meta"):
+        model = create_model(name, **options)
+    return zeroed(model)
+
+
+def zeroed(model: nn.Module) -> nn.Module:
+    """A model built on the meta device, given zeroed CPU memory (in place). A forward pass of real zeros at a
+    small input costs less than the same pass on the meta device, whose shape rules run in Python (measured on
+    2 busy cores, ten networks from CIFAR ResNet-20 to SENet-154 at 32 px: 32 s on the meta device, 15 s here).
+    """
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            tensor.zero_()
+    return model

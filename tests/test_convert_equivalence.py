@@ -80,6 +80,19 @@ PLANTED = {
     "tv_mobilenet_v3_large": [{"bn_eps": 1e-5}],
 }
 SLOW: set[str] = set()
+# Networks also run with fewer blocks of the same kinds in the default tier, their full depth in the slow tier:
+# SENet-154 (115M parameters, three float64 copies) costs 6 s of CPU; its stem, blocks, projections and head are
+# the same code at any depth, and its 36-block stage's keys are test_reference_net_has_the_publishers_keys's.
+# listing -> (the reference network with fewer blocks, our options for the same blocks)
+SHALLOW = {"legacy_senet154": (lambda: LegacySENet("senet", (1, 2, 2, 1)), {"layers": (1, 2, 2, 1)})}
+
+
+def _cases():
+    for listing in sorted(PUBLISHER_NETS):
+        if listing in SHALLOW:
+            yield pytest.param(listing, True, id=f"{listing}-shallow")
+        slow = listing in SLOW or listing in SHALLOW
+        yield pytest.param(listing, False, id=listing, marks=[pytest.mark.slow] if slow else [])
 
 
 def relative_difference(got: torch.Tensor, expected: torch.Tensor) -> float:
@@ -112,35 +125,38 @@ def test_reference_net_has_the_publishers_keys(listing):
     assert [(k, tuple(v.shape)) for k, v in net.state_dict().items()] == listing_layout(listing)
 
 
-@pytest.mark.parametrize(
-    "listing", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(PUBLISHER_NETS)]
-)
-def test_converted_model_computes_the_publishers_function(listing):
+@pytest.mark.parametrize("listing, shallow", list(_cases()))
+def test_converted_model_computes_the_publishers_function(listing, shallow):
     build, name = PUBLISHER_NETS[listing]
+    build, blocks = SHALLOW[listing] if shallow else (build, {})
     size = SIZE.get(listing, DEFAULT_SIZE)
     ref = reference(build, size)
     state = ref.state_dict()
     naming = detect_naming(state).name
     assert naming == NAMING[listing]
     options = naming_options(naming, name)
-    converted = convert_state_dict(state, model=name)  # source="auto"
+    if blocks:  # converted to the keys of our network with the same blocks
+        with torch.device("meta"):
+            converted = convert_state_dict(state, model=create_model(name, **blocks, **options))
+    else:
+        converted = convert_state_dict(state, model=name)  # source="auto"
     x = torch.randn(2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected = ref(x)
         assert expected.std() > 0.1  # a signal, not a dead network
-        diff = relative_difference(ours(name, converted, **options)(x), expected)
+        diff = relative_difference(ours(name, converted, **blocks, **options)(x), expected)
         print(f"{listing}: {size} px, options {options}: max relative difference {diff:.1e}")
         assert diff < EQUAL, (listing, options, diff)
 
         config = get_model_entry(name).config
         if any(getattr(config, k) != v for k, v in options.items()):
             # Our defaults are not the publisher's network: without the options the outputs differ.
-            without = relative_difference(ours(name, converted)(x), expected)
+            without = relative_difference(ours(name, converted, **blocks)(x), expected)
             print(f"  without the options: {without:.1e}")
             assert without > DIFFERENT, (listing, without)
         for planted in PLANTED.get(listing, []):
-            model = ours(name, converted, planted, **options) if callable(planted) else ours(
-                name, converted, **{**options, **planted}
+            model = ours(name, converted, planted, **blocks, **options) if callable(planted) else ours(
+                name, converted, **blocks, **{**options, **planted}
             )
             off = relative_difference(model(x), expected)
             print(f"  planted {getattr(planted, '__qualname__', planted)}: {off:.1e}")
@@ -148,22 +164,30 @@ def test_converted_model_computes_the_publishers_function(listing):
 
 
 @pytest.mark.parametrize(
-    "build, name, naming, size",
+    "build, name, naming, size, blocks",
     [
-        (lambda: LegacySENet("resnet", (3, 4, 6, 3), head="cadene"), "se_resnet50", "legacy", 224),
-        (lambda: InceptionResNetV2(head="cadene"), "inception_resnet_v2", "tf_slim", 299),
-    ],
-    ids=["legacy_seresnet50", "inception_resnet_v2"],
+        (lambda: LegacySENet("resnet", (3, 4, 6, 3), head="cadene"), "se_resnet50", "legacy", 224, {}),
+        # One block of each kind at 299 px (a quarter of the full network's time: the same stem, reductions,
+        # blocks and head), and the full network in the slow tier.
+        (lambda: InceptionResNetV2(head="cadene", blocks=(1, 1, 1)), "inception_resnet_v2", "tf_slim", 299,
+         {"blocks": (1, 1, 2)}),
+        pytest.param(lambda: InceptionResNetV2(head="cadene"), "inception_resnet_v2", "tf_slim", 299, {},
+                     marks=pytest.mark.slow),
+    ],  # fmt: skip
+    ids=["legacy_seresnet50", "inception_resnet_v2-shallow", "inception_resnet_v2"],
 )
-def test_cadene_fixed_pool_head_is_our_global_average_at_the_native_size(build, name, naming, size):
+def test_cadene_fixed_pool_head_is_our_global_average_at_the_native_size(build, name, naming, size, blocks):
     # Cadene's heads are AvgPool2d(7) (SENet) and AvgPool2d(8, count_include_pad=False) (Inception-ResNet-v2):
     # at 224 / 299 px the last map is 7x7 / 8x8, where they are the global average we (and timm) use.
     ref = reference(build, size, calibration_batch=2)  # 7x7 / 8x8 maps: statistics enough from two images
     state = ref.state_dict()
+    options = {**blocks, **naming_options(naming, name)}
+    with torch.device("meta"):
+        shape = create_model(name, **options) if blocks else name
     x = torch.randn(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected = ref(x)
-        model = ours(name, convert_state_dict(state, model=name), **naming_options(naming, name))
+        model = ours(name, convert_state_dict(state, model=shape), **options)
         diff = relative_difference(model(x), expected)
     print(f"{name} at {size} px, Cadene's head: max relative difference {diff:.1e}")
     assert diff < EQUAL

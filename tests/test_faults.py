@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from shared_runs import shared_train
@@ -32,7 +33,15 @@ from two_process import DDP_TRAIN
 from senet.cli.main import main
 from senet.data import load_dataset
 from senet.io import LATEST_FILE as LATEST
-from senet.io import checkpoint_name, is_complete, latest_checkpoint, list_checkpoints, read_safetensors
+from senet.io import (
+    MODEL_FILE,
+    STATE_FILE,
+    checkpoint_name,
+    is_complete,
+    latest_checkpoint,
+    list_checkpoints,
+    read_safetensors,
+)
 from senet.io import folder as staging_module
 from senet.train import checkpoint as ckpt_module
 from senet.train.checkpoint import read_state, save_checkpoint
@@ -79,6 +88,33 @@ def assert_identical_runs(run: Path, reference: Path) -> None:
         "the resumed run's final weights differ from the uninterrupted run's"
     )
     assert _metrics(run) == _metrics(reference)
+
+
+def assert_same_checkpoint(a: Path, b: Path) -> None:
+    """Two checkpoints hold the same training state: the weights byte for byte; the optimiser, scheduler, RNG,
+    position and the epoch's running sums equal (all of its state but the seconds the epoch has taken)."""
+    assert (a / MODEL_FILE).read_bytes() == (b / MODEL_FILE).read_bytes(), f"{a.name}: the weights differ"
+    states = [read_state(c / STATE_FILE) for c in (a, b)]
+    for state in states:
+        (state.get("progress") or {}).pop("seconds", None)
+    _assert_equal(*states, a.name)
+
+
+def _assert_equal(a, b, where: str) -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_equal(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_equal(x, y, f"{where}/{i}")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), where
+    else:
+        assert a == b, where
 
 
 def assert_no_partial_checkpoint(run: Path, keep: int | None = None) -> list[Path]:
@@ -484,8 +520,12 @@ def _stop_checkpoint(line: str) -> str:
 
 
 # --- compare and ablate: several runs, one of them killed mid-epoch ------------------------------------------
+# Slow tier: a SIGKILL at any moment is the train test's above (the runs of compare and ablate are trainings),
+# and that an experiment keeps its finished runs and continues the stopped one to the uninterrupted weights is
+# the SIGTERM / SIGINT tests' below, which stay in the default tier.
 
 
+@pytest.mark.slow
 def test_compare_killed_mid_run_keeps_the_finished_twin_and_resumes_the_other(tmp_path, cifar10):
     out = tmp_path / "cmp"
     args = ["compare", *QUICK, "--epochs", "1", "--out", str(out), "--save-every", "1"]
@@ -500,6 +540,7 @@ def test_compare_killed_mid_run_keeps_the_finished_twin_and_resumes_the_other(tm
     assert_identical_runs(se, se_twin_reference())
 
 
+@pytest.mark.slow
 def test_ablate_killed_mid_run_resumes_the_interrupted_setting_mid_epoch(tmp_path, cifar10, capsys):
     out = tmp_path / "ablation"
     args = ["ablate", *QUICK, "--model", "se_cifar_resnet20", "--vary", "reduction=4,8", "--epochs", "1",
@@ -524,10 +565,13 @@ def _stopped_line(err: str, name: str, run: str) -> str:
     return err.split("resume with: ", 1)[1].strip()
 
 
-def _stop_experiment(args: list[str], started: str, what: str, delay: float, sig: signal.Signals, run: str):
-    """Runs the experiment ``args`` with slowed steps, sends ``sig`` ``delay`` s after a line containing
-    ``started``, and checks the exit code (128 + signal) and the one line; returns (resume command, stderr)."""
-    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
+def _stop_experiment(
+    args: list[str], started: str, what: str, delay: float, sig: signal.Signals, run: str, step_sleep: float = 0.3
+):
+    """Runs the experiment ``args`` with steps slowed by ``step_sleep`` s, sends ``sig`` ``delay`` s after a line
+    containing ``started``, and checks the exit code (128 + signal) and the one line; returns (resume command,
+    stderr)."""
+    with running(args, {"SENET_TEST_STEP_SLEEP": str(step_sleep)}) as proc:
         wait_for(lambda: any(started in line for line in proc.out), proc, what=what)
         time.sleep(delay)
         proc.signal(sig)
@@ -574,11 +618,13 @@ def test_sigterm_stops_reproduce_with_a_checkpoint_and_the_command_that_continue
     """SIGTERM in the first run of a reproduction: a checkpoint at the step it stopped at, one line naming the
     run and the resume command, exit 143; that command finishes the reproduction."""
     out = tmp_path / "repro"
-    args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "1", "--epochs", "1", "--subset", "1000",
+    # 300 images: 2 steps of the protocol's batch of 128 per run (a third of the work of 1,000 images), each
+    # slowed by 0.8 s, so that the signal, 1 s after the first run starts, lands in it on any machine.
+    args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "1", "--epochs", "1", "--subset", "300",
             "--test-subset", "50", "--device", "cpu", "--no-progress", "--out", str(out)]  # fmt: skip
     first = out / "resnet20-plain-seed0"
     command, err = _stop_experiment(args, "[1/2]", "the first run", 1.0, signal.SIGTERM,
-                                    "run 1/2 (resnet20-plain-seed0)")
+                                    "run 1/2 (resnet20-plain-seed0)", step_sleep=0.8)
     assert command == f"senet reproduce cifar10 --protocol quick --models resnet20 --seeds 1 --out {out} --resume"
     assert latest_name(first) == _stop_checkpoint(err)
     assert_no_partial_checkpoint(first, keep=2)
@@ -592,10 +638,13 @@ def test_sigterm_stops_reproduce_with_a_checkpoint_and_the_command_that_continue
 DDP = DDP_TRAIN  # QUICK on 200 images: 100 per process, 4 steps of 25 per epoch (the shared reference's options)
 
 
-def test_two_process_run_survives_a_dead_rank_and_a_preemption(tmp_path, cifar10, ddp_reference):
+@pytest.mark.parametrize("to_the_end", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["stop", "end"])
+def test_two_process_run_survives_a_dead_rank_and_a_preemption(tmp_path, cifar10, ddp_reference, to_the_end):
     """Rank 1 dies after step 3 (before its checkpoint): rank 0 stops within seconds with one clear line, not
-    a hang. The run resumes on two processes, is preempted (SIGTERM to torchrun), resumes again and ends
-    identical to an uninterrupted two-process run (CPU, gloo)."""
+    a hang. The run resumes on two processes and is preempted (SIGTERM to torchrun): the checkpoint it stops
+    with holds the very state of the uninterrupted two-process run at that step (CPU, gloo), which the
+    resumed run reached from the dead rank's last checkpoint. In the slow tier the run then resumes again
+    (a third 2-process launch, the same resume as the second) and ends identical to the uninterrupted run."""
     (ref, result), run = ddp_reference, tmp_path / "run"
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -618,6 +667,17 @@ def test_two_process_run_survives_a_dead_rank_and_a_preemption(tmp_path, cifar10
     stopped = [line for line in err.splitlines() if line.startswith("stopped by SIGTERM")]
     assert len(stopped) == 1 and "resume with: torchrun --nproc_per_node=2 -m senet train" in stopped[0], err
     assert_no_partial_checkpoint(run, keep=2)
+    assert latest_name(run) == _stop_checkpoint(stopped[0])
+    # The checkpoints the resumed run wrote hold the uninterrupted run's state at their steps (the reference
+    # kept one after every step; a stop on an epoch's last step is named as a step, the reference's as the
+    # epoch, and has no twin there, but the one before it has).
+    written = [p.name for p in list_checkpoints(run) if p.name != "epoch_0000_step_000002"]
+    twins = [name for name in written if (ref / "checkpoints" / name).is_dir()]
+    assert twins, (written, [p.name for p in list_checkpoints(ref)])
+    for name in twins:
+        assert_same_checkpoint(run / "checkpoints" / name, ref / "checkpoints" / name)
+    if not to_the_end:
+        return
 
     with running([*args, "--resume"], torchrun=True) as proc:
         code, out, err = proc.wait()

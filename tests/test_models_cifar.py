@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sweep import HUGE
 from torch import nn
 
 from senet.layers import SqueezeExcite
@@ -129,13 +130,17 @@ def _check_forward_backward(name: str) -> None:
     assert not missing, missing
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if "164" not in n and "wrn" not in n])
+def _large(name: str) -> bool:
+    return "164" in name or "wrn" in name or name in HUGE  # ResNet-1202: ResNet-110's blocks, 11 times as many
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not _large(n)])
 def test_forward_backward(name):
     _check_forward_backward(name)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in NAMES if "164" in n or "wrn" in n])
+@pytest.mark.parametrize("name", [n for n in NAMES if _large(n)])
 def test_forward_backward_large(name):
     _check_forward_backward(name)
 

@@ -18,9 +18,21 @@ float64; a wrong stride placement, pooling, BatchNorm eps or activation shows as
 tolerance separates the two by six orders of magnitude either way. The model is built in float64
 (``torch.set_default_dtype``), so the float64 weights are loaded without rounding.
 
-Cost: the listing's own input size (96 px; 139 px for Inception-ResNet-v2). The big networks (SENet-154,
-the 101- and 152-layer ones, VGG-16-BN) run one format in the default tier, the other formats and the
-default-model check under ``@pytest.mark.slow``.
+Cost: the listing's own input size (96 px; 139 px for Inception-ResNet-v2); the weights cannot shrink (the
+oracle fixed them). The default tier keeps a representative of each claim: every naming, every family
+but two, each file format and both outcomes of ``load_pretrained``:
+
+- the plain ``.pth`` of every listing but the big networks (SENet-154, the 101- and 152-layer ones,
+  VGG-16-BN: 10-25 s each, drawing up to 138M float64 weights, up to 13 GB) and ``tv_resnet50`` (the same
+  keys, hence weights, and the same logits as timm's ``resnet50``, which stays);
+- the wrapped and the ``.safetensors`` formats of the smallest network of three namings (reading a file
+  does not depend on the network in it);
+- ``load_pretrained`` into the defaults for one refusing and one loading network per naming (where the
+  naming has both).
+
+Everything else runs under ``@pytest.mark.slow`` (`make test-all`). The big networks' architectures stay
+in the default tier through ``test_convert_equivalence.py``, which compares our converted networks with
+``tests/publisher_nets.py``; the slow tier checks that restatement against these outputs.
 """
 
 from __future__ import annotations
@@ -79,6 +91,13 @@ MODEL = {
 # SENet-154, the 101- and 152-layer networks, and VGG-16-BN (138M parameters: a 1.1 GB float64 file).
 BIG = {name for name in MODEL if "101" in name or "152" in name or "senet154" in name} | {"tv_vgg16_bn"}
 FORMATS = ("pth", "wrapped", "safetensors")
+# The default tier (see the module doc): the listings read in every format (legacy, modern and torchvision
+# namings), the listings loaded into a default model (refused: legacy_seresnet18, resnet50, tv_efficientnet_b0,
+# inception_resnet_v2; loaded: tv_resnet18, tv_mobilenet_v3_large), and the listings left to the slow tier.
+EVERY_FORMAT = {"legacy_seresnet18", "tv_resnet18", "tv_mobilenet_v3_large"}
+INTO_DEFAULTS = {"legacy_seresnet18", "resnet50", "tv_resnet18", "tv_efficientnet_b0", "tv_mobilenet_v3_large",
+                 "inception_resnet_v2"}  # fmt: skip
+SLOW = BIG | {"tv_resnet50"}  # tv_resnet50: resnet50's very keys, weights and logits
 
 
 def read_listing(listing: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -178,7 +197,7 @@ def test_the_oracle_covers_every_listing():
 def _formats():
     for listing in sorted(MODEL):
         for fmt in FORMATS:
-            slow = listing in BIG and fmt != "pth"
+            slow = listing in SLOW or (fmt != "pth" and listing not in EVERY_FORMAT)
             yield pytest.param(listing, fmt, id=f"{listing}-{fmt}", marks=_marks(listing, slow))
 
 
@@ -196,7 +215,7 @@ def test_create_model_from_a_neutral_file_computes_the_publishers_outputs(tmp_pa
 
 
 @pytest.mark.parametrize(
-    "listing", [pytest.param(n, marks=_marks(n, n in BIG)) for n in sorted(MODEL)]
+    "listing", [pytest.param(n, marks=_marks(n, n not in INTO_DEFAULTS)) for n in sorted(MODEL)]
 )
 def test_load_pretrained_into_a_default_model_refuses_or_computes_the_publishers_outputs(tmp_path, listing):
     path = write(listing_weights(listing), tmp_path, "pth")

@@ -24,9 +24,9 @@ from senet.train.optim import build_optimizer, lr_multiplier, param_groups
 TESTS = Path(__file__).parent
 
 QUICK = [
-    "--model", "cifar_resnet20", "--subset", "200", "--test-subset", "100", "--batch-size", "50",
+    "--model", "cifar_resnet20", "--subset", "100", "--test-subset", "50", "--batch-size", "25",
     "--no-progress", "--device", "cpu",
-]  # fmt: skip
+]  # fmt: skip  (4 steps an epoch: what the tests below need, at the least cost)
 
 
 def _train(out: Path, *extra: str) -> int:
@@ -45,7 +45,7 @@ def test_one_epoch_through_the_cli_then_eval(tmp_path, capsys):
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert summary["params"] == 269_722  # ResNet-20 with option-A shortcuts, 10 classes
     assert summary["macs"] > 40e6 and summary["train_seconds"] > 0 and summary["images_per_second"] > 0
-    assert summary["config"]["subset"] == 200 and summary["config"]["recipe"] == "quick_cifar"
+    assert summary["config"]["subset"] == 100 and summary["config"]["recipe"] == "quick_cifar"
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["epoch"] == 1
     assert (out / "model.safetensors").is_file() and latest_checkpoint(out) is not None
@@ -53,9 +53,9 @@ def test_one_epoch_through_the_cli_then_eval(tmp_path, capsys):
     # Evaluating the saved weights on the run's own test subset reproduces the run's accuracy.
     assert main(["eval", "--checkpoint", str(out), "--json", "--device", "cpu"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["images"] == 100
+    assert metrics["images"] == 50
     assert metrics["accuracy"] == pytest.approx(summary["test_accuracy"])
-    assert len(metrics["confusion"]) == 10 and sum(map(sum, metrics["confusion"])) == 100
+    assert len(metrics["confusion"]) == 10 and sum(map(sum, metrics["confusion"])) == 50
     assert main(["eval", "--checkpoint", str(out), "--device", "cpu"]) == 0
     text = capsys.readouterr().out
     assert "per-class accuracy" in text and "airplane" in text and "confusion matrix" in text
@@ -76,11 +76,11 @@ def _batch(data, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_training_overfits_one_fixed_batch(cifar10):
-    """The step learns: 40 steps on one batch of 32 real images drive its loss far below chance level."""
+    """The step learns: 30 steps on one batch of 16 real images drive its loss far below chance level."""
     torch.manual_seed(0)
     model = create_model("se_cifar_resnet20", num_classes=10)
-    x, y = _batch(cifar10, 32)
-    assert len(y.unique()) >= 8  # a real classification problem, not one class
+    x, y = _batch(cifar10, 16)
+    assert len(y.unique()) >= 8  # a real classification problem, not one class (9 classes here)
     optimizer = build_optimizer(model, lr=0.05, momentum=0.9, weight_decay=0.0, nesterov=False)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -89,22 +89,26 @@ def test_training_overfits_one_fixed_batch(cifar10):
             return loss_fn(model.train()(x), y).item()
 
     start = loss_now()
-    train_one_epoch(model, [(x, y)] * 40, optimizer, loss_fn, device=torch.device("cpu"))
+    train_one_epoch(model, [(x, y)] * 30, optimizer, loss_fn, device=torch.device("cpu"))
     end = loss_now()
-    # ln 10 = 2.30 at the start; memorising 32 images takes it to 0.005 (measured) in 40 steps.
+    # ln 10 = 2.30 at the start; memorising 16 images takes it to 0.005 (measured) in 30 steps, as 40 steps
+    # did for 32 images (at 40% of their cost; 20 steps on 32 images end at 0.59).
     assert start > 1.5 and end < 0.1 * start, (start, end)
 
 
 def test_training_on_real_data_beats_chance(tmp_path):
-    """Four epochs on 2,000 real CIFAR-10 images give a test accuracy far above chance (10%)."""
+    """Four epochs on 1,000 real CIFAR-10 images give a test accuracy far above chance (10%)."""
     out = tmp_path / "learn"
-    assert main(["train", *QUICK, "--subset", "2000", "--test-subset", "1000", "--batch-size", "64",
-                 "--lr", "0.05", "--epochs", "4", "--out", str(out)]) == 0  # fmt: skip
+    assert main(["train", *QUICK, "--subset", "1000", "--test-subset", "500", "--batch-size", "32",
+                 "--lr", "0.05", "--epochs", "4", "--eval-every", "4", "--out", str(out)]) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
-    # Measured 35.6-39.6% over seeds 0-4 (2-core AMD EPYC); another CPU's rounding is one more seed.
-    assert summary["test_accuracy"] > 0.25, summary["test_accuracy"]
+    # Measured 28.4-33.6% over seeds 0-4 (2-core AMD EPYC); another CPU's rounding is one more seed. The bar is
+    # 20% (it was 25% for 4 epochs on 2,000 images, which measured 35.6-39.6% at twice the cost): twice chance,
+    # and far above what a step that does nothing leaves, the untrained network's 10% on these class-balanced
+    # images, while 8 points below the lowest seed.
+    assert summary["test_accuracy"] > 0.20, summary["test_accuracy"]
     losses = [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert losses[-1] < losses[0] - 0.3, losses  # measured 2.20-2.26 -> 1.63-1.69
+    assert losses[-1] < losses[0] - 0.3, losses  # measured 2.34-2.42 -> 1.76-1.80
 
 
 def _state_at_each_epoch(monkeypatch, stop_after: int | None = None) -> list[dict]:
@@ -249,7 +253,7 @@ def test_compare_writes_the_table_the_json_and_the_curves(tmp_path):
     assert "| plain |" in md and "| se |" in md and "overhead" in md
     assert "training time not measured, inference time not measured (runs of fewer than" in md
     # Which CIFAR-10 copy, recorded and said: the lossy embedded one here (no official archive in the cache).
-    assert report["data"]["source"].startswith(EMBEDDED_SOURCE)  # then the subsets, e.g. "; subsets 200/100"
+    assert report["data"]["source"].startswith(EMBEDDED_SOURCE)  # then the subsets, e.g. "; subsets 100/50"
     assert report["data"]["lossy_copy"] and report["data"]["note"] == EMBEDDED_NOTE
     assert f"Data: {EMBEDDED_SOURCE}" in md and f"Note: {EMBEDDED_NOTE}." in md
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -291,7 +295,7 @@ def test_two_processes_at_batch_b_equal_one_process_at_batch_2b(tmp_path, cifar1
     is the single process's batch). The network has no BatchNorm (see ddp_worker.py); only rank 0 writes."""
     from ddp_worker import small_net
 
-    common = ["train", *QUICK, "--epochs", "2", "--lr", "0.05", "--test-subset", "50"]
+    common = ["train", *QUICK, "--epochs", "2", "--lr", "0.05", "--subset", "200"]
     audit = tmp_path / "audit"
     audit.mkdir()
     result = torchrun([str(TESTS / "ddp_worker.py"), str(audit), *common, "--batch-size", "25",
@@ -351,7 +355,8 @@ def _watch_training(monkeypatch) -> dict[str, set]:
 def test_bf16_autocast_with_channels_last_trains(tmp_path, monkeypatch):
     seen = _watch_training(monkeypatch)
     out = tmp_path / "bf16"
-    assert _train(out, "--epochs", "1", "--amp", "bf16", "--channels-last", "--model", "se_cifar_resnet20") == 0
+    tiny = ("--subset", "50", "--test-subset", "20")  # 2 steps: bf16 is emulated on most CPUs, and slow
+    assert _train(out, "--epochs", "1", "--amp", "bf16", "--channels-last", "--model", "se_cifar_resnet20", *tiny) == 0
     # The options were applied, not only recorded: bf16 convolutions, channels_last inputs and weights.
     assert seen == {"input_channels_last": {True}, "weights_channels_last": {True}, "conv_dtypes": {torch.bfloat16}}
     summary = json.loads((out / "summary.json").read_text())
@@ -359,7 +364,7 @@ def test_bf16_autocast_with_channels_last_trains(tmp_path, monkeypatch):
     assert summary["config"]["amp"] == "bf16" and summary["config"]["channels_last"] is True
     assert record["train_loss"] == pytest.approx(record["train_loss"]) and 0 < record["train_loss"] < 10
     plain = _watch_training(monkeypatch)
-    assert _train(tmp_path / "fp32", "--epochs", "1", "--model", "se_cifar_resnet20") == 0
+    assert _train(tmp_path / "fp32", "--epochs", "1", "--model", "se_cifar_resnet20", *tiny) == 0
     assert plain == {"input_channels_last": {False}, "weights_channels_last": {False}, "conv_dtypes": {torch.float32}}
 
 
@@ -405,11 +410,12 @@ def test_fp16_on_cpu_is_refused_with_one_line(tmp_path, capsys):
 
 def test_the_first_line_says_how_many_images_an_epoch_uses_when_not_all(tmp_path, capsys):
     # 200 images in batches of 128: one full batch; the other 72 are dropped, and the first line says so.
-    assert main(["train", *QUICK, "--batch-size", "128", "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", *QUICK, "--subset", "200", "--batch-size", "128", "--epochs", "1",
+                 "--out", str(tmp_path / "a")]) == 0  # fmt: skip
     first = capsys.readouterr().out.splitlines()[0]
     assert "1 epoch, batch 128" in first
     assert "an epoch trains on 128 of the 200 images (the last partial batch of 72 is dropped" in first
-    # 200 in batches of 50 uses them all: nothing to say.
+    # 100 in batches of 25 uses them all: nothing to say.
     assert _train(tmp_path / "b", "--epochs", "2") == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert "2 epochs, batch 50" in first and "an epoch trains on" not in first
+    assert "2 epochs, batch 25" in first and "an epoch trains on" not in first

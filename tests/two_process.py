@@ -1,6 +1,7 @@
 """The two-process reference run, trained once per test run and shared by every test (and xdist worker)
 that needs an uninterrupted 2-process `senet train`: test_train.py checks what it reports, test_faults.py
-resumes interrupted runs to its very weights."""
+compares an interrupted run's checkpoints with its own (and, in the slow tier, resumes it to its very
+weights)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ DDP_TRAIN = [
 ]  # fmt: skip
 
 
+# The reference keeps a checkpoint after every step, which an interrupted run's checkpoints are compared with
+# (the checkpoints change nothing of the run: the single-process runs of test_faults.py show it).
+REFERENCE_SAVES = ["--save-every", "1", "--keep-checkpoints", "100"]
+
+
 def torchrun(args: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs a 2-process torchrun job in a session of its own. On a timeout (or any error here) the whole
     process group (torchrun's agent and its workers) is killed, so nothing outlives the test."""
@@ -38,7 +44,8 @@ def torchrun(args: list[str], *, timeout: float = 300) -> subprocess.CompletedPr
 
 
 def two_process_reference(shared: Path) -> tuple[Path, subprocess.CompletedProcess]:
-    """The run folder of ``senet train DDP_TRAIN`` on 2 processes and the job's result, under ``shared``.
+    """The run folder of ``senet train DDP_TRAIN`` on 2 processes, a checkpoint kept after every step
+    (``REFERENCE_SAVES``), and the job's result, under ``shared``.
 
     The first caller trains it (under a file lock); later callers, in this process or another, wait for
     the lock and read the recorded result. A failed run is recorded too, so every test that needs it fails
@@ -47,7 +54,7 @@ def two_process_reference(shared: Path) -> tuple[Path, subprocess.CompletedProce
     out, record = shared / "two-process-reference", shared / "two-process-reference.json"
     with exclusive_lock(shared / ".two-process-reference.lock"):
         if not record.is_file():
-            result = torchrun(["-m", "senet", "train", *DDP_TRAIN, "--out", str(out)])
+            result = torchrun(["-m", "senet", "train", *DDP_TRAIN, *REFERENCE_SAVES, "--out", str(out)])
             done = {"args": result.args, "returncode": result.returncode, "stdout": result.stdout,
                     "stderr": result.stderr}  # fmt: skip
             record.write_text(json.dumps(done))
