@@ -226,8 +226,9 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
     label = run_label(cfg)
     with _peer_failures(saver):
+        last_test = None  # the last epoch's evaluation, which is the final one (the model is not changed after it)
         for epoch in range(start_epoch, cfg.epochs):
-            resumed, start = start, None  # only the first epoch of a resumed run starts part-way
+            resumed, start, last_test = start, None, None  # only the first epoch of a resumed run starts part-way
             data.train.set_epoch(epoch, start_batch=resumed.step if resumed is not None else 0)
             bar = ProgressBar(len(data.train), f"{label} epoch {epoch + 1}/{cfg.epochs}", enabled=main and cfg.progress)
             try:
@@ -252,7 +253,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
                 "train_images_per_second": train["images_per_second"],
             }
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-                test = evaluate(
+                test = last_test = evaluate(
                     model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp,
                     channels_last=cfg.channels_last,
                 )
@@ -264,7 +265,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
                 print(_epoch_line(label, record, cfg.epochs), flush=True)
             saver.epoch_end(epoch + 1)
         logger.close()
-        final = evaluate(
+        final = last_test if last_test is not None else evaluate(
             model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp, channels_last=cfg.channels_last
         )
         identical = dist.ranks_identical(model)
