@@ -29,6 +29,7 @@ import torch
 from shared_runs import shared_train
 from torch import nn
 from two_process import DDP_TRAIN
+from two_process import GROUP as TWO_PROCESS
 
 from senet.cli.main import main
 from senet.data import load_dataset
@@ -598,6 +599,10 @@ def test_sigterm_stops_compare_with_a_checkpoint_and_its_short_resume_command_co
     assert_identical_runs(se, se_twin_reference())
 
 
+# Slow tier: a real SIGINT is the train test's above, an experiment stopped by a real signal and continued by
+# the command it prints is compare's and reproduce's tests here, and ablate's line after Ctrl-C and its
+# continuation are test_ablate.py's end-to-end test (in process); this one is their combination for ablate.
+@pytest.mark.slow
 def test_sigint_stops_ablate_with_a_checkpoint_and_the_command_that_continues_it(tmp_path, cifar10):
     """Ctrl-C in the second setting of an ablation writes a checkpoint at the step it stopped at, prints one
     line naming the run and the resume command, and exits 130; that command finishes the ablation, the
@@ -638,6 +643,7 @@ def test_sigterm_stops_reproduce_with_a_checkpoint_and_the_command_that_continue
 DDP = DDP_TRAIN  # QUICK on 200 images: 100 per process, 4 steps of 25 per epoch (the shared reference's options)
 
 
+@TWO_PROCESS
 @pytest.mark.parametrize("to_the_end", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["stop", "end"])
 def test_two_process_run_survives_a_dead_rank_and_a_preemption(tmp_path, cifar10, ddp_reference, to_the_end):
     """Rank 1 dies after step 3 (before its checkpoint): rank 0 stops within seconds with one clear line, not

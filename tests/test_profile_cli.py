@@ -2,9 +2,15 @@
 
 import json
 
+import pytest
+
 from senet.cli.main import main
 
 
+# The table measures every network of the paper (senet.profiler.paper.measure, cached per process): in the
+# xdist worker of tests/test_profile_paper.py, which measures the same networks, the second of the two is
+# nearly free.
+@pytest.mark.xdist_group("paper-profiles")
 def test_paper_table(capsys):
     assert main(["profile", "--paper"]) == 0
     out = capsys.readouterr().out

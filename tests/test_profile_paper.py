@@ -10,6 +10,8 @@ from senet.profiler.paper import PAPER, TABLE2, compare_with_paper, measure
 from senet.profiler.zoo import profile_model
 
 CHECKED = [r for r in PAPER if r.passes(r.paper) is not None]
+# One xdist worker for these and tests/test_profile_cli.py's paper table: the measurements are cached per process.
+pytestmark = pytest.mark.xdist_group("paper-profiles")
 
 
 def _id(ref):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from two_process import GROUP as TWO_PROCESS
 from two_process import torchrun
 
 import senet.train.run as run_module
@@ -277,6 +278,7 @@ def test_schedules():
         lr_multiplier("linear", total_steps=10)
 
 
+@TWO_PROCESS
 def test_two_process_gloo_run_keeps_ranks_identical(ddp_reference):
     out, result = ddp_reference  # 2 epochs on 200 images, 25 per batch (two_process.DDP_TRAIN)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -289,6 +291,7 @@ def test_two_process_gloo_run_keeps_ranks_identical(ddp_reference):
     assert [r["epoch"] for r in records] == [1, 2]
 
 
+@TWO_PROCESS
 def test_two_processes_at_batch_b_equal_one_process_at_batch_2b(tmp_path, cifar10, monkeypatch):
     """DDP averages gradients: 2 processes x 25 images per step take the steps of 1 process x 50 images
     (rank r takes positions r, r + 2, ... of each epoch's order, so the union of the two shards of a step

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from senet.data.lock import exclusive_lock
 
 # ResNet-20 with dropout (the RNG state matters) on 200 CIFAR-10 images, 100 per process in batches of 25:
@@ -21,6 +23,10 @@ DDP_TRAIN = [
     "--drop-rate", "0.2", "--epochs", "2", "--no-progress", "--device", "cpu",
 ]  # fmt: skip
 
+
+# The tests that launch 2-process runs share one xdist worker (``--dist loadgroup``): each launch keeps the 2
+# cores busy, and the first of them trains the shared reference that the others would wait for, idle.
+GROUP = pytest.mark.xdist_group("two-process")
 
 # The reference keeps a checkpoint after every step, which an interrupted run's checkpoints are compared with
 # (the checkpoints change nothing of the run: the single-process runs of test_faults.py show it).
