@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..train.config import TrainConfig
 from ..train.recipes import list_recipes
+
+if TYPE_CHECKING:  # the parser is built without torch (TrainConfig checks models and attentions with it)
+    from ..train.config import TrainConfig
 
 
 def add_train_arguments(p: argparse.ArgumentParser, *, default_out: str) -> None:
@@ -59,6 +62,7 @@ def add_train_arguments(p: argparse.ArgumentParser, *, default_out: str) -> None
 def config_from_args(args: argparse.Namespace, **overrides: object) -> TrainConfig:
     """Builds the ``TrainConfig`` of parsed arguments; ``given`` records the options the user set."""
     from ..models.registry import canonical_model_name
+    from ..train.config import TrainConfig
 
     values = dict(
         model=canonical_model_name(args.model),

@@ -6,8 +6,6 @@ import argparse
 import os
 import shlex
 
-from ..train.config import TrainConfig
-
 ORDER = 27
 DATASETS = ("cifar10", "cifar100")
 PROTOCOL_NAMES = ("paper", "quick")  # senet.experiments.protocols.PROTOCOLS (free of torch for --help)
@@ -45,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments.reproduce import render_markdown, reproduce
+    from ..train.config import TrainConfig
 
     models = [m for item in args.models for m in item.split(",") if m] if args.models else None
     values = dict(dataset=args.dataset, seed=args.seed, epochs=args.epochs, subset=args.subset,

@@ -8,6 +8,7 @@
 Importing this package does no work; the first :func:`load_dataset` of CIFAR-10 decodes and caches.
 """
 
+from .._subsets import check_named_subsets, check_subset_size, named_num_classes, named_sizes
 from .augment import crop_flip, crop_flip_params, normalize
 from .cache import cache_dir
 from .cifar import CIFAR_ARCHIVES, fetch_cifar_archive, read_cifar_archive
@@ -20,13 +21,9 @@ from .datasets import (
     IMAGENET_STD,
     DataSplits,
     TensorSplit,
-    check_named_subsets,
-    check_subset_size,
     create_loader,
     list_datasets,
     load_dataset,
-    named_num_classes,
-    named_sizes,
 )
 from .download import ChecksumError, download_file
 from .embedded_cifar10 import CIFAR10_CLASSES, EMBEDDED_ARCHIVE, archive_counts, load_embedded_cifar10

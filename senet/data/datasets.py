@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .._subsets import check_subset_size
 from .cifar import fetch_cifar_archive, find_cifar_archive, read_cifar_archive
 from .embedded_cifar10 import load_embedded_cifar10
 from .folder import ImageFolder
@@ -38,7 +39,6 @@ CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 _STATS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "cifar100": (CIFAR100_MEAN, CIFAR100_STD)}
-_SIZES = {"cifar10": (10, 50_000, 10_000), "cifar100": (100, 50_000, 10_000)}  # classes, training, held-out
 _FOLDER_LAYOUT = "expected <root>/train/<class>/<image> and <root>/val/<class>/<image>"
 
 
@@ -101,40 +101,6 @@ def list_datasets() -> list[str]:
     return sorted(_STATS)
 
 
-def named_sizes(name: str | os.PathLike) -> tuple[int, int, int] | None:
-    """(classes, training images, held-out images) of a named data set, known without its files (so that a
-    model of another class count, or a subset that cannot be drawn, is refused before an archive is read or
-    downloaded); ``None`` for an image folder (its files say).
-
-    Args:
-        name: A name of :func:`list_datasets` (case-insensitive) or a folder's path.
-    """
-    return _SIZES.get(str(name).lower()) if isinstance(name, str) else None
-
-
-def named_num_classes(name: str | os.PathLike) -> int | None:
-    """The class count of a named data set (:func:`named_sizes`); ``None`` for an image folder."""
-    sizes = named_sizes(name)
-    return sizes[0] if sizes is not None else None
-
-
-def check_named_subsets(name: str | os.PathLike, subset: int | None, test_subset: int | None) -> None:
-    """Checks ``--subset`` and ``--test-subset`` against a named data set, before it is read.
-
-    Raises:
-        ValueError: Naming the option, if a class-balanced subset of that size cannot be drawn.
-    """
-    sizes = named_sizes(name)
-    if sizes is None:
-        return
-    for option, size, available in (("--subset", subset, sizes[1]), ("--test-subset", test_subset, sizes[2])):
-        if size is not None and size > 0:
-            try:
-                check_subset_size(size, sizes[0], available)
-            except ValueError as e:
-                raise ValueError(f"{option} {size}: {e} ({str(name).lower()})") from None
-
-
 def load_dataset(
     name_or_path: str | os.PathLike,
     *,
@@ -190,25 +156,6 @@ def load_dataset(
     if subset is not None or test_subset is not None:
         data = dataclasses.replace(data, source=f"{data.source}; subsets {subset or 'all'}/{test_subset or 'all'}")
     return data
-
-
-def check_subset_size(size: int, num_classes: int, available: int | None = None) -> None:
-    """Whether a class-balanced subset of ``size`` images can be drawn (the rule of ``load_dataset``'s subsets).
-
-    Args:
-        size: The images asked for.
-        num_classes: The data set's classes: the subset holds at least one of each.
-        available: The images of the split, when known.
-
-    Raises:
-        ValueError: If ``size`` is fewer than the classes or more than the images available.
-    """
-    if size < num_classes:
-        raise ValueError(
-            f"a class-balanced subset of {size} images cannot hold one image of each of the {num_classes} classes"
-        )
-    if available is not None and size > available:
-        raise ValueError(f"a subset of {size:,} images is more than the {available:,} the split holds")
 
 
 def _subset(split: TensorSplit | ImageFolder, size: int, num_classes: int, seed: int) -> TensorSplit | ImageFolder:

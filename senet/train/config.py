@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..data import check_named_subsets
+from .._subsets import check_named_subsets
 from ..layers.registry import get_attention
 from ..models.registry import get_model_entry
 from .recipes import default_recipe, get_recipe
