@@ -66,6 +66,9 @@ def test_look_alike_digits_suggest_the_name_meant_first(capsys):
 
 
 def test_the_command_line_names_its_flags():
+    for command in ("train", "compare"):  # their --retrofit always starts as the identity: no flag to point at
+        worded = cli_wording(command, "identity_init supports se; CBAM has no last layer (use identity_init=False)")
+        assert "identity_init" not in worded and worded.startswith("starting as the identity supports"), worded
     assert cli_wording("retrofit", "no last layer to zero (use identity_init=False)").endswith(
         "(use --no-identity-init)")
     assert cli_wording("retrofit", "placement 'post' cannot be applied: x; choose places with where=").endswith(

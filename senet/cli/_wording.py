@@ -12,6 +12,11 @@ _REWORDS: tuple[tuple[str | None, str, str], ...] = (
     ("retrofit", "identity_init supports", "starting as the identity (the default) supports"),
     ("retrofit", "identity_init needs", "starting as the identity (the default) needs"),
     ("retrofit", "choose places with where=", "choose places with --where"),
+    # train/compare --retrofit always start as the identity (fine-tuning starts at the checkpoint's accuracy)
+    ("train", " (use identity_init=False)", ""),
+    ("compare", " (use identity_init=False)", ""),
+    ("train", "identity_init supports", "starting as the identity supports"),
+    ("compare", "identity_init supports", "starting as the identity supports"),
     ("bench", "threads must be", "--threads must be"),
     ("bench", "repeats must be", "--repeats must be"),
     ("bench", "device must be", "--device must be"),
