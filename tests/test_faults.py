@@ -23,10 +23,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from shared_runs import shared_train
+from states import assert_same_state
 from torch import nn
 from two_process import DDP_TRAIN
 from two_process import GROUP as TWO_PROCESS
@@ -98,24 +98,7 @@ def assert_same_checkpoint(a: Path, b: Path) -> None:
     states = [read_state(c / STATE_FILE) for c in (a, b)]
     for state in states:
         (state.get("progress") or {}).pop("seconds", None)
-    _assert_equal(*states, a.name)
-
-
-def _assert_equal(a, b, where: str) -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            _assert_equal(a[key], b[key], f"{where}/{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_equal(x, y, f"{where}/{i}")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b), where
-    else:
-        assert a == b, where
+    assert_same_state(*states, a.name)
 
 
 def assert_no_partial_checkpoint(run: Path, keep: int | None = None) -> list[Path]:

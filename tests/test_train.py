@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from states import assert_same_state
 from torch import nn
 from two_process import GROUP as TWO_PROCESS
 from two_process import torchrun
@@ -132,21 +133,6 @@ def _state_at_each_epoch(monkeypatch, stop_after: int | None = None) -> list[dic
     return seen
 
 
-def _assert_equal_states(a, b, where: str = "") -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            _assert_equal_states(a[key], b[key], f"{where}/{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_equal_states(x, y, f"{where}/{i}")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    else:
-        assert a == b, where
-
-
 def test_resume_continues_the_interrupted_run(tmp_path, monkeypatch):
     """A run stopped after epoch 1 and resumed starts epoch 2 from exactly the uninterrupted run's state
     (weights, optimiser, RNG, data epoch) without redoing epoch 1, and ends bit-identical. The model has
@@ -161,9 +147,9 @@ def test_resume_continues_the_interrupted_run(tmp_path, monkeypatch):
     resumed = _state_at_each_epoch(monkeypatch)
     assert _train(tmp_path / "resumed", *args, "--resume") == 0
     assert len(resumed) == 1, "the resumed run trained epoch 1 again"
-    _assert_equal_states(resumed[0], straight[1])
+    assert_same_state(resumed[0], straight[1])
     a, b = (_weights(tmp_path / run / "model.safetensors") for run in ("straight", "resumed"))
-    _assert_equal_states(a, b)
+    assert_same_state(a, b)
     # The log is rebuilt from the checkpoint's history: epoch 1's record is the one written before the
     # interruption (its timings included), not a new one.
     logs = {run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]

@@ -6,17 +6,15 @@ The library's messages name its keyword arguments (``identity_init=False``, ``wh
 
 from __future__ import annotations
 
-# (command or None for every command, the library's words, the command line's words)
-_REWORDS: tuple[tuple[str | None, str, str], ...] = (
+# (command, commands or None for every command; the library's words; the command line's words)
+_REWORDS: tuple[tuple[str | tuple[str, ...] | None, str, str], ...] = (
     ("retrofit", "(use identity_init=False)", "(use --no-identity-init)"),
     ("retrofit", "identity_init supports", "starting as the identity (the default) supports"),
     ("retrofit", "identity_init needs", "starting as the identity (the default) needs"),
     ("retrofit", "choose places with where=", "choose places with --where"),
     # train/compare --retrofit always start as the identity (fine-tuning starts at the checkpoint's accuracy)
-    ("train", " (use identity_init=False)", ""),
-    ("compare", " (use identity_init=False)", ""),
-    ("train", "identity_init supports", "starting as the identity supports"),
-    ("compare", "identity_init supports", "starting as the identity supports"),
+    (("train", "compare"), " (use identity_init=False)", ""),
+    (("train", "compare"), "identity_init supports", "starting as the identity supports"),
     ("bench", "threads must be", "--threads must be"),
     ("bench", "repeats must be", "--repeats must be"),
     ("bench", "device must be", "--device must be"),
@@ -36,6 +34,6 @@ def cli_wording(command: str, message: str) -> str:
         The text to print.
     """
     for only, library, flags in _REWORDS:
-        if only is None or only == command:
+        if only is None or command == only or (isinstance(only, tuple) and command in only):
             message = message.replace(library, flags)
     return message
