@@ -122,7 +122,7 @@ def test_from_a_senet_retrofit_output(tmp_path, capsys):
         (["--init-from", "{tmp}/missing.pth"], "does not exist"),
         (["--init-from", "{tmp}/junk.pth"], "not a readable"),
         (["--retrofit", "se", "--attention", "eca"], "not with --attention"),
-        (["--retrofit", "cbam"], "identity_init supports"),
+        (["--retrofit", "cbam"], "starting as the identity supports"),
         (["--retrofit", "sex"], "did you mean se"),
         (["--init-from", "{tmp}/other.pth"], "does not fit"),
     ],
