@@ -42,7 +42,9 @@ def add_train_arguments(p: argparse.ArgumentParser, *, default_out: str) -> None
     g = p.add_argument_group("execution")
     g.add_argument("--amp", choices=("none", "bf16", "fp16"), default=None, help="mixed precision (default: none)")
     g.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format")
-    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="train under torch.compile (--no-compile: eagerly); default: measured for the run about to "
+                   "start, compiled where it saves more time than it costs, and said in the run's first line")
     g.add_argument("--seed", type=int, default=None, help="seeds initialisation, data order and augmentation (0)")
     g.add_argument("--device", default=None, help="auto (the default), cpu, cuda or cuda:N")
     g.add_argument("--out", default=None, help=f"run directory (default: {default_out}, a new one per run)")

@@ -27,6 +27,7 @@ from ..models.registry import get_model_entry
 from ..retrofit.api import retrofit as insert
 from ..train import distributed as dist
 from ..train.checkpoint import load_weights
+from ..train.compile_choice import experiment_mode
 from ..train.config import TrainConfig
 from ..train.device import resolve_device
 from ..train.interrupt import resume_command
@@ -162,6 +163,7 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
                 print(f"{cfg.out} had finished: kept", flush=True)
                 runs[name].append(finished[0])
                 models[name] = finished[1]
+                base = dataclasses.replace(base, compile=experiment_mode(base.compile, finished[0]["summary"]))
                 continue
             if cfg.resume and not (Path(cfg.out) / CONFIG_FILE).is_file():
                 cfg = dataclasses.replace(cfg, resume=False)  # this twin had not started
@@ -170,6 +172,7 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
                 result = fit(cfg)
             runs[name].append({"summary": result.summary, "history": result.history})
             models[name] = result.model
+            base = dataclasses.replace(base, compile=experiment_mode(base.compile, result.summary))  # twins alike
     input_size = tuple(runs["plain"][0]["summary"].get("input_size") or (3, 32, 32))
     report = _report(base, attention, runs, models, input_size, device, retrofits=retrofits)
     if dist.is_main_process():

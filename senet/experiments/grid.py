@@ -26,6 +26,7 @@ from typing import Any
 from ..factory import MODEL_OPTIONS
 from ..io import CONFIG_FILE, atomic_write_text
 from ..train import distributed as dist
+from ..train.compile_choice import experiment_mode
 from ..train.config import RESUMABLE_OPTIONS, TrainConfig
 from ..train.interrupt import TrainingStopped
 from ..train.results import finished_run_record
@@ -238,6 +239,7 @@ def run_grid(
             if main:
                 print(f"{tag}: had finished, kept ({run})", flush=True)
             results[setting.name].append(kept)
+            base = dataclasses.replace(base, compile=experiment_mode(base.compile, kept["summary"]))
         else:
             if cfg.resume and not (run / CONFIG_FILE).is_file():
                 cfg = dataclasses.replace(cfg, resume=False)  # this run had not started
@@ -248,6 +250,7 @@ def run_grid(
                 result = fit(cfg)
             pace.append(time.perf_counter() - start)
             results[setting.name].append({"summary": result.summary, "history": result.history})
+            base = dataclasses.replace(base, compile=experiment_mode(base.compile, result.summary))
             if main:
                 left = len(order) - index
                 eta = f", about {format_duration(left * sum(pace) / len(pace))} at this pace" if left else ""

@@ -80,7 +80,8 @@ class TrainConfig:
         grad_clip: Clip the global gradient norm (``None``: off).
         amp: 'none', 'bf16' or 'fp16' mixed precision.
         channels_last: Run the model in channels_last memory format.
-        compile: Wrap the model in ``torch.compile``.
+        compile: Train under ``torch.compile`` (``False``: eagerly; ``None``: measured and chosen for the run
+            about to start, see ``senet.train.compile_choice``; the run records the mode it chose).
         seed: Seeds initialisation, data order and augmentation.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
         subset: Train on a class-balanced subset of this many images.
@@ -124,7 +125,7 @@ class TrainConfig:
     grad_clip: float | None = None
     amp: str = "none"
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | None = None
     seed: int = 0
     device: str = "auto"
     subset: int | None = None

@@ -9,6 +9,7 @@ epoch (docs/reliability.md).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -35,6 +36,7 @@ from ..profiler import profile
 from ..utils.allocator import tune_cpu_allocator
 from . import distributed as dist
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights, unwrap
+from .compile_choice import CompileChoice, choose_compile
 from .config import TrainConfig, parse_save_every
 from .device import resolve_device, seed_everything
 from .engine import EpochProgress, StepOptions, autocast, evaluate, train_one_epoch
@@ -131,8 +133,9 @@ def run_label(cfg: TrainConfig) -> str:
     return cfg.model if cfg.attention is None else f"{cfg.model} (attention {cfg.attention})"
 
 
-def start_line(cfg: TrainConfig, given_recipe: bool, *, train_images: int = 0, epoch_images: int = 0) -> str:
-    """The run's first line: the model, the data, the recipe (and why) and the main settings.
+def start_line(cfg: TrainConfig, given_recipe: bool, *, train_images: int = 0, epoch_images: int = 0,
+               mode: str | None = None) -> str:  # fmt: skip
+    """The run's first line: the model, the data, the recipe (and why), the main settings and the mode.
 
     Args:
         cfg: The resolved configuration.
@@ -140,6 +143,7 @@ def start_line(cfg: TrainConfig, given_recipe: bool, *, train_images: int = 0, e
         train_images: The training images there are; with ``epoch_images``, when an epoch uses fewer (the
             last partial batch dropped), the line says how many.
         epoch_images: The training images an epoch uses.
+        mode: Compiled or eager, and why (``CompileChoice.reason``).
     """
     kind = "CIFAR" if default_recipe(cfg.dataset) == "quick_cifar" else "image folders"
     why = "" if given_recipe else f" (the default for {kind})"
@@ -149,10 +153,26 @@ def start_line(cfg: TrainConfig, given_recipe: bool, *, train_images: int = 0, e
     if 0 < epoch_images < train_images:
         used = (f"; an epoch trains on {epoch_images:,} of the {train_images:,} images (the last partial batch of "
                 f"{train_images - epoch_images:,} is dropped: BatchNorm on a tiny batch is noise)")  # fmt: skip
+    mode = f"; {mode}" if mode else ""
     return (
         f"{run_label(cfg)} on {cfg.dataset}: recipe {cfg.recipe}{why}, {epoch}, batch {cfg.batch_size}"
-        f"{processes}, lr {cfg.lr:g} ({cfg.schedule}){used}; run in {cfg.out}"
+        f"{processes}, lr {cfg.lr:g} ({cfg.schedule}){used}{mode}; run in {cfg.out}"
     )
+
+
+def _steps_done(start_epoch: int, start: EpochProgress | None, steps_per_epoch: int) -> int:
+    return start_epoch * steps_per_epoch + (start.step if start is not None else 0)
+
+
+def _choose_mode(cfg: TrainConfig, model: nn.Module, data: DataBundle, device: torch.device, *,
+                 steps_left: int) -> CompileChoice:  # fmt: skip
+    """Compiled or eager (``senet.train.compile_choice``): rank 0 measures and decides for every process."""
+    choice = None
+    if dist.is_main_process():
+        choice = choose_compile(cfg.compile, model, batch=(cfg.batch_size, *data.input_size),
+                                num_classes=data.num_classes, steps=max(steps_left, 0), device=device, amp=cfg.amp,
+                                channels_last=cfg.channels_last)  # fmt: skip
+    return dist.broadcast_object(choice) if dist.is_distributed() else choice
 
 
 def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
@@ -184,11 +204,14 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         start_epoch, history = meta["epoch"], meta.get("history", [])
         start = _resumed_progress(meta, plan.checkpoint, steps_per_epoch, device)
         initial = {key: meta.get(key) for key in initial}
+    choice = _choose_mode(cfg, model, data, device, steps_left=cfg.epochs * steps_per_epoch - _steps_done(
+        start_epoch, start, steps_per_epoch))
+    cfg = dataclasses.replace(cfg, compile=choice.compile)  # recorded: a resume continues in the same mode
     if main:  # the data, the model and the checkpoint are ready: the run starts
         for note in plan.notes:
             print(note, flush=True)
-        print(start_line(cfg, given_recipe, train_images=data.train_images, epoch_images=data.epoch_images),
-              flush=True)  # fmt: skip
+        print(start_line(cfg, given_recipe, train_images=data.train_images, epoch_images=data.epoch_images,
+                         mode=choice.reason), flush=True)  # fmt: skip
     if plan.checkpoint is None and cfg.init_from is not None:  # step 0: what the loaded (retrofitted) weights score
         step0 = evaluate(model, data.test, num_classes=data.num_classes, device=device, amp=cfg.amp,
                          channels_last=cfg.channels_last)  # fmt: skip

@@ -1,0 +1,163 @@
+"""Compiled or eager: the run measures, chooses, says so in its first line and records it; ``--compile`` /
+``--no-compile`` decide; where Inductor cannot work the run trains eagerly after one line.
+
+The choice's arithmetic is tested on stated timings (the timer replaced), since real timings differ
+from machine to machine; the fallback is tested on a real Inductor failure (no C++ compiler)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch._inductor.config as inductor_config
+from torch import nn
+
+from senet.cli.main import main
+from senet.train import compile_choice
+from senet.train import run as run_module
+from senet.train.compile_choice import MIN_EAGER_SECONDS, choose_compile, experiment_mode
+
+QUICK = ["--model", "cifar_resnet20", "--subset", "100", "--test-subset", "50", "--batch-size", "25",
+         "--no-progress", "--device", "cpu"]  # fmt: skip
+CPU = torch.device("cpu")
+
+
+def _tiny() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 10))  # fmt: skip
+
+
+@pytest.fixture
+def timings(monkeypatch):
+    """Replaces the timer by stated seconds (eager pass, first compiled pass, compiled pass) and torch.compile
+    by the identity, so the arithmetic is checked without compiling."""
+    stated = {"eager": 1.0, "first": 30.0, "compiled": 0.8}
+    compiled_models = set()
+
+    def fake_compile(model, **kwargs):
+        compiled_models.add(id(model))
+        return model
+
+    def fake_seconds(model, x, y, amp, device, *, first=False):
+        if id(model) not in compiled_models:
+            return stated["eager"]
+        return stated["first"] if first else stated["compiled"]
+
+    monkeypatch.setattr(compile_choice.torch, "compile", fake_compile)
+    monkeypatch.setattr(compile_choice, "_pass_seconds", fake_seconds)
+    return stated
+
+
+def _choose(requested, steps):
+    return choose_compile(requested, _tiny(), batch=(2, 3, 8, 8), num_classes=10, steps=steps, device=CPU)
+
+
+def test_a_run_too_short_to_pay_stays_eager_without_compiling(timings):
+    choice = _choose(None, steps=int(MIN_EAGER_SECONDS) - 1)  # 1 s a step: just under the floor
+    assert not choice.compile and choice.reason.startswith("eager: about 5 min of training, too short"), choice
+    timings["first"] = float("inf")  # a compile would now never pay back, and is not even tried
+    assert not _choose(None, steps=10).compile
+
+
+def test_a_long_run_compiles_when_the_saving_exceeds_the_compile(timings):
+    # 1,000 steps of 1.0 s eager, 0.8 s compiled: 200 s saved for 30 s of compiling.
+    choice = _choose(None, steps=1000)
+    assert choice.compile, choice
+    assert choice.reason == ("compiled: a step 1.25x as fast saves about 3 min of 17 min for 30 s of compiling "
+                             "(--no-compile for eager)")  # fmt: skip
+    # The same speed-up over 400 steps saves 80 s: less than a 120 s compile, so eager, and it says why.
+    timings["first"] = 120.0
+    choice = _choose(None, steps=400)
+    assert not choice.compile and "would save 80 s for 2 min of compiling" in choice.reason, choice
+    # A compiled step that is slower saves nothing, however long the run.
+    timings.update(first=1.0, compiled=1.5)
+    assert not _choose(None, steps=100_000).compile
+
+
+def test_set_modes_are_kept_without_measuring(timings):
+    timings["eager"] = float("nan")  # any measurement of the eager pass would show in the reason
+    assert _choose(False, steps=10**6) == compile_choice.CompileChoice(False, "eager (as set)")
+    choice = _choose(True, steps=1)
+    assert choice.compile and choice.reason == "compiled (as set; compiling took 30 s)"
+
+
+def test_an_experiment_keeps_its_first_runs_mode():
+    assert experiment_mode(None, {"config": {"compile": True}}) is True
+    assert experiment_mode(False, {"config": {"compile": True}}) is False  # set by the user: kept
+    assert experiment_mode(None, {"config": {}}) is None
+
+
+def test_the_choice_leaves_the_model_and_the_random_state_alone():
+    model = _tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    choice = choose_compile(None, model, batch=(2, 3, 8, 8), num_classes=10, steps=5, device=CPU)
+    assert not choice.compile  # measured for real: 5 steps of a tiny network are far too short
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.fixture
+def no_compiler():
+    """What a machine without a C++ compiler gives Inductor (the cache off, so nothing compiled before helps)."""
+    with inductor_config.patch({"cpp.cxx": (None, "/nonexistent/c++"), "force_disable_caches": True}):
+        yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.filterwarnings("ignore:dynamo_pgo force disabled")
+def test_without_a_compiler_compile_falls_back_to_eager_in_one_line(no_compiler):
+    choice = choose_compile(True, _tiny(), batch=(2, 3, 8, 8), num_classes=10, steps=5, device=CPU)
+    assert not choice.compile
+    assert choice.reason.startswith("eager: torch.compile does not work here (compiling was set): ")
+    assert "C++ compiler" in choice.reason and "\n" not in choice.reason
+
+
+@pytest.mark.filterwarnings("ignore:dynamo_pgo force disabled")
+def test_train_compile_without_a_compiler_trains_eagerly_and_says_so(tmp_path, capsys, no_compiler):
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--epochs", "1", "--compile", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    first = captured.out.splitlines()[0]
+    assert "; eager: torch.compile does not work here (compiling was set): InvalidCxxCompiler" in first, first
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out
+    config = json.loads((out / "config.json").read_text())
+    assert config["compile"] is False  # what ran is recorded: a resume continues eagerly
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 1
+
+
+def test_the_run_reports_and_records_its_choice_and_a_resume_keeps_it(tmp_path, capsys, monkeypatch):
+    compiled = []
+
+    def spy(model, **kwargs):  # the run's torch.compile: recorded, the model returned as it is
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", spy)
+
+    chosen = compile_choice.CompileChoice(True, "compiled: (stated for the test)")
+    calls = []
+
+    def choose(requested, *args, **kwargs):
+        calls.append(requested)
+        return chosen if requested is None else compile_choice.CompileChoice(bool(requested), "as recorded")
+
+    monkeypatch.setattr(run_module, "choose_compile", choose)
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(out)]) == 0
+    assert "; compiled: (stated for the test); run in" in capsys.readouterr().out.splitlines()[0]
+    assert len(compiled) == 1 and calls == [None]
+    assert json.loads((out / "config.json").read_text())["compile"] is True
+    # A resume (here: two more epochs) continues in the recorded mode without choosing again.
+    assert main(["train", *QUICK, "--epochs", "2", "--out", str(out), "--resume"]) == 0
+    assert calls == [None, True] and len(compiled) == 2
+    # A short run left to choose, measured for real, stays eager and records it.
+    monkeypatch.setattr(run_module, "choose_compile", choose_compile)
+    short = tmp_path / "short"
+    capsys.readouterr()
+    assert main(["train", *QUICK, "--epochs", "1", "--out", str(short)]) == 0
+    assert "; eager: about " in capsys.readouterr().out.splitlines()[0]
+    assert json.loads((short / "config.json").read_text())["compile"] is False and len(compiled) == 2
+
