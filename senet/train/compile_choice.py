@@ -129,7 +129,10 @@ def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int
         y = torch.randint(0, num_classes, (batch[0],), device=device)
         eager_s = None
         if requested is None:
-            eager_s = _pass_seconds(copy.deepcopy(model).train(), x, y, amp, device)
+            probe = copy.deepcopy(model).train()
+            eager_s = _pass_seconds(probe, x, y, amp, device, first=True)  # a first pass is the slowest: a
+            if eager_s * steps >= MIN_EAGER_SECONDS:  # short run is known short from it, at the least cost
+                eager_s = _pass_seconds(probe, x, y, amp, device)
             if eager_s * steps < MIN_EAGER_SECONDS:
                 why = f"about {_duration(eager_s * steps)} of training, too short for compiling to pay back"
                 return CompileChoice(False, f"eager: {why} (--compile to compile)")
