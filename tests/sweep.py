@@ -2,7 +2,11 @@
 the sweeps that check shapes only.
 
 ResNet-1202 (19.4M parameters, 1,202 layers) takes 10-15 s per sweep test on 2 cores where the others
-take well under one; ``make test-all`` (and CI) still sweeps it.
+take well under one. The 101- and 152-layer ImageNet ResNets and ResNeXts and SENet-154 take 1-3 s each
+per sweep test (25 s over the default tier's sweeps); they are the 50-layer networks' code with more blocks
+per stage (SENet-154: SE-ResNeXt with its 64x4d groups and three-convolution stem, options that the
+sweeps' other members and test_convert_equivalence.py's check of SENet-154 against its publisher's network
+keep in the default tier). ``make test-all`` (and CI) still sweeps them all.
 """
 
 import itertools
@@ -13,7 +17,8 @@ from torch import nn
 
 from senet.models import create_model, list_models
 
-HUGE = frozenset({"cifar_resnet1202", "se_cifar_resnet1202"})
+HUGE = frozenset({"cifar_resnet1202", "se_cifar_resnet1202", "senet154", "resnet101", "se_resnet101", "resnet152",
+                  "se_resnet152", "resnext101_32x4d", "se_resnext101_32x4d"})  # fmt: skip
 
 
 def models(names=None):

@@ -16,7 +16,7 @@ from torch import nn
 from senet.cli.main import main
 from senet.train import compile_choice
 from senet.train import run as run_module
-from senet.train.compile_choice import MIN_EAGER_SECONDS, choose_compile, experiment_mode
+from senet.train.compile_choice import MIN_EAGER_SECONDS, MIN_STEPS, choose_compile, experiment_mode
 
 QUICK = ["--model", "cifar_resnet20", "--subset", "100", "--test-subset", "50", "--batch-size", "25",
          "--no-progress", "--device", "cpu"]  # fmt: skip
@@ -57,7 +57,12 @@ def test_a_run_too_short_to_pay_stays_eager_without_compiling(timings):
     choice = _choose(None, steps=int(MIN_EAGER_SECONDS) - 1)  # 1 s a step: just under the floor
     assert not choice.compile and choice.reason.startswith("eager: about 5 min of training, too short"), choice
     timings["first"] = float("inf")  # a compile would now never pay back, and is not even tried
-    assert not _choose(None, steps=10).compile
+    assert not _choose(None, steps=100).compile
+    timings["eager"] = float("nan")  # too few steps: not even measured
+    assert (
+        _choose(None, steps=MIN_STEPS - 1).reason
+        == f"eager: {MIN_STEPS - 1} steps, too few for compiling to pay back (--compile to compile)"
+    )
 
 
 def test_a_long_run_compiles_when_the_saving_exceeds_the_compile(timings):
@@ -92,8 +97,8 @@ def test_the_choice_leaves_the_model_and_the_random_state_alone():
     model = _tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    choice = choose_compile(None, model, batch=(2, 3, 8, 8), num_classes=10, steps=5, device=CPU)
-    assert not choice.compile  # measured for real: 5 steps of a tiny network are far too short
+    choice = choose_compile(None, model, batch=(2, 3, 8, 8), num_classes=10, steps=MIN_STEPS, device=CPU)
+    assert not choice.compile and "of training, too short" in choice.reason  # measured for real: far too short
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
@@ -116,7 +121,9 @@ def test_without_a_compiler_compile_falls_back_to_eager_in_one_line(no_compiler)
 
 
 @pytest.mark.filterwarnings("ignore:dynamo_pgo force disabled")
-def test_train_compile_without_a_compiler_trains_eagerly_and_says_so(tmp_path, capsys, no_compiler):
+def test_train_compile_without_a_compiler_trains_eagerly_and_says_so(tmp_path, capsys, monkeypatch, no_compiler):
+    # A small network in the run (Dynamo traces it in a second, where ResNet-20 takes ten before the compiler fails).
+    monkeypatch.setattr(run_module, "build_model", lambda cfg, num_classes, **kw: _tiny())
     out = tmp_path / "run"
     assert main(["train", *QUICK, "--epochs", "1", "--compile", "--out", str(out)]) == 0
     captured = capsys.readouterr()
@@ -158,6 +165,5 @@ def test_the_run_reports_and_records_its_choice_and_a_resume_keeps_it(tmp_path, 
     short = tmp_path / "short"
     capsys.readouterr()
     assert main(["train", *QUICK, "--epochs", "1", "--out", str(short)]) == 0
-    assert "; eager: about " in capsys.readouterr().out.splitlines()[0]
+    assert "; eager: 4 steps, too few for compiling to pay back" in capsys.readouterr().out.splitlines()[0]
     assert json.loads((short / "config.json").read_text())["compile"] is False and len(compiled) == 2
-

@@ -76,7 +76,7 @@ def test_the_estimate_scales_a_step_to_the_runs():
 def test_the_paper_protocol_on_a_cpu_states_its_estimate_and_waits_for_yes(tmp_path, monkeypatch, capsys):
     measured = []
 
-    def fake_measure(cfgs, *, num_classes, device):
+    def fake_measure(cfgs, *, num_classes, device, small=False):
         measured.extend(dict.fromkeys(c.model for c in cfgs))
         return {c.model: StepTime(train=0.02, inference=0.005, batch=16) for c in cfgs}
 

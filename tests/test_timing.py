@@ -112,3 +112,17 @@ def test_the_estimate_measures_the_models_interleaved_and_a_resume_does_not_meas
     total, again = estimate_runs(cfgs, num_classes=10, device=torch.device("cpu"), train_images=100,
                                  test_images=10, known=known)  # fmt: skip
     assert again == known and total > 0
+
+
+def test_short_runs_are_measured_at_the_small_batch_and_long_ones_at_their_own(monkeypatch):
+    batches: list[int] = []
+
+    def recording(cfgs, *, num_classes, device, small=False):
+        batches.append(estimate_module.SMALL_BATCH if small else cfgs[0].batch_size)
+        return {c.model: StepTime(0.01, 0.002, batches[-1]) for c in cfgs}
+
+    monkeypatch.setattr(estimate_module, "measure_step_times", recording)
+    cfg = TrainConfig(model="cifar_resnet20", batch_size=128, epochs=2).resolve()
+    for images in (300, 50_000):  # 600 images trained: seconds, a rough figure will do; 100,000: measured well
+        estimate_runs([cfg], num_classes=10, device=torch.device("cpu"), train_images=images, test_images=10)
+    assert batches == [estimate_module.SMALL_BATCH, 128]

@@ -99,18 +99,17 @@ def test_training_overfits_one_fixed_batch(cifar10):
 
 
 def test_training_on_real_data_beats_chance(tmp_path):
-    """Four epochs on 1,000 real CIFAR-10 images give a test accuracy far above chance (10%)."""
+    """Two epochs on 1,000 real CIFAR-10 images give a test accuracy far above chance (10%)."""
     out = tmp_path / "learn"
     assert main(["train", *QUICK, "--subset", "1000", "--test-subset", "500", "--batch-size", "32",
-                 "--lr", "0.05", "--epochs", "4", "--eval-every", "4", "--out", str(out)]) == 0  # fmt: skip
+                 "--lr", "0.05", "--epochs", "2", "--eval-every", "2", "--out", str(out)]) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
-    # Measured 28.4-33.6% over seeds 0-4 (2-core AMD EPYC); another CPU's rounding is one more seed. The bar is
-    # 20% (it was 25% for 4 epochs on 2,000 images, which measured 35.6-39.6% at twice the cost): twice chance,
-    # and far above what a step that does nothing leaves, the untrained network's 10% on these class-balanced
-    # images, while 8 points below the lowest seed.
+    # Measured 26.0-29.2% over seeds 0-4 (2-core AMD EPYC; 4 epochs gave 28.4-33.6% at twice the cost); another
+    # CPU's rounding is one more seed. The bar is 20%: twice chance, and far above what a step that does nothing
+    # leaves, the untrained network's 10% on these class-balanced images, while 6 points below the lowest seed.
     assert summary["test_accuracy"] > 0.20, summary["test_accuracy"]
     losses = [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert losses[-1] < losses[0] - 0.3, losses  # measured 2.34-2.42 -> 1.76-1.80
+    assert losses[-1] < losses[0] - 0.15, losses  # measured 2.33-2.41 -> 1.99-2.05 (a drop of 0.29-0.42)
 
 
 def _state_at_each_epoch(monkeypatch, stop_after: int | None = None) -> list[dict]:

@@ -23,6 +23,9 @@ from .timing import sgd_step, sync, time_interleaved
 SMALL_BATCH = 16  # a first step at this batch tells whether the run's own batch can be measured quickly
 QUICK_STEP = 1.5  # seconds: a step of the run's batch projected to take less is measured (more accurate, on a GPU
 # above all); a slower model is measured at SMALL_BATCH
+SHORT_RUN_IMAGES = 10_000  # runs that train on fewer images (epochs x images) are measured at SMALL_BATCH: a rougher
+# figure (a CPU's time per image at batch 16 is within ~20% of batch 128's), for seconds of training, and its
+# measurement no longer costs more than the runs themselves
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class StepTime:
 
 def measure_step_times(
     configs: Sequence[TrainConfig], *, num_classes: int, device: torch.device,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] = time.perf_counter, small: bool = False,
 ) -> dict[str, StepTime]:  # fmt: skip
     """Times a training step of each distinct model of ``configs`` on random images, and its forward pass.
 
@@ -57,6 +60,7 @@ def measure_step_times(
         num_classes: The classifier's size.
         device: Where to measure.
         clock: Seconds (a test passes a fake one).
+        small: Measure at ``SMALL_BATCH`` whatever the runs' batch (short runs: ``SHORT_RUN_IMAGES``).
 
     Returns:
         The step time of each distinct model, by model name.
@@ -73,7 +77,7 @@ def measure_step_times(
         batch = min(SMALL_BATCH, cfg.batch_size)
         start = clock()
         train_step(batch)()  # the warm-up, which tells how long the run's batch would take
-        if (clock() - start) * cfg.batch_size / batch < QUICK_STEP and cfg.batch_size > batch:
+        if not small and (clock() - start) * cfg.batch_size / batch < QUICK_STEP and cfg.batch_size > batch:
             batch = cfg.batch_size
         batches[cfg.model] = batch
         train_steps[cfg.model], forward_steps[cfg.model] = train_step(batch), forward_step(batch)
@@ -133,7 +137,9 @@ def estimate_runs(
     """
     known = dict(known or {})
     missing = [cfg for cfg in configs if cfg.model not in known]
-    steps = {**known, **(measure_step_times(missing, num_classes=num_classes, device=device) if missing else {})}
+    small = all(cfg.epochs * train_images < SHORT_RUN_IMAGES for cfg in configs)
+    measured = measure_step_times(missing, num_classes=num_classes, device=device, small=small) if missing else {}
+    steps = {**known, **measured}
     steps = {cfg.model: steps[cfg.model] for cfg in configs}
     total = sum(run_seconds(cfg, steps[cfg.model], train_images=train_images, test_images=test_images)
                 for cfg in configs)  # fmt: skip

@@ -6,8 +6,9 @@ ResNet on 2 CPU cores when its cache is cold) and saves a little on every step a
 ResNet-20 and 1.35x for SE-ResNet-20 on a 2-core AMD CPU, batch 128, where the SE block's small
 operators fuse). So:
 
-* a run whose whole eager training is shorter than ``MIN_EAGER_SECONDS`` stays eager without
-  compiling anything: no speed-up seen on these networks could pay back a compile there;
+* a run of fewer than ``MIN_STEPS`` steps stays eager unmeasured, and one whose whole eager training
+  (one pass timed) is shorter than ``MIN_EAGER_SECONDS`` stays eager without compiling anything: no
+  speed-up seen on these networks could pay back a compile there;
 * a longer run compiles a copy of the model and times a forward and backward pass of it against
   the eager one on a batch of the run's shape; it compiles when the time saved over the run's steps
   exceeds what that compile cost (the run's own compile then mostly hits Inductor's cache);
@@ -34,6 +35,7 @@ from torch import nn
 from .engine import AMP_DTYPES
 
 MIN_EAGER_SECONDS = 300.0  # below 5 min of eager training a 1.35x speed-up saves < 80 s: less than a cold compile
+MIN_STEPS = 50  # fewer steps stay eager unmeasured: a compiled step saves a fraction of one, a compile costs tens
 _TIMED_STEPS = 3
 
 
@@ -128,6 +130,10 @@ def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int
             x = x.contiguous(memory_format=torch.channels_last)
         y = torch.randint(0, num_classes, (batch[0],), device=device)
         eager_s = None
+        if requested is None and steps < MIN_STEPS:
+            return CompileChoice(
+                False, f"eager: {steps} steps, too few for compiling to pay back (--compile to compile)"
+            )
         if requested is None:
             probe = copy.deepcopy(model).train()
             eager_s = _pass_seconds(probe, x, y, amp, device, first=True)  # a first pass is the slowest: a
