@@ -10,7 +10,6 @@ import json
 
 import pytest
 import torch
-import torch._inductor.config as inductor_config
 from torch import nn
 
 from senet.cli.main import main
@@ -107,6 +106,8 @@ def test_the_choice_leaves_the_model_and_the_random_state_alone():
 @pytest.fixture
 def no_compiler():
     """What a machine without a C++ compiler gives Inductor (the cache off, so nothing compiled before helps)."""
+    import torch._inductor.config as inductor_config  # here: importing Inductor costs 2 s of every worker's start
+
     with inductor_config.patch({"cpp.cxx": (None, "/nonexistent/c++"), "force_disable_caches": True}):
         yield
     torch._dynamo.reset()

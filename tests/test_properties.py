@@ -39,8 +39,8 @@ SETTINGS = settings(
 
 
 def examples(thorough: int) -> int:
-    """The number of examples for the loaded profile: ``thorough`` under 'thorough' (max_examples 100), a
-    quarter of it under 'fast' (max_examples 25), never fewer than 10."""
+    """The number of examples for the loaded profile: ``thorough`` under 'thorough' (max_examples 100), an
+    eighth of it under 'fast' (max_examples 12), never fewer than 10."""
     return max(10, thorough * settings.default.max_examples // 100)
 
 
