@@ -462,8 +462,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(reference, tmp_path)
 
 def test_sigterm_and_sigint_stop_with_a_checkpoint_and_one_line(reference, tmp_path):
     """SIGTERM (preemption), then SIGINT: each stops after its step with a checkpoint, one line saying how
-    to resume, exit 143 / 130. A second Ctrl-C while that checkpoint is written stops at once: nothing
-    partial, LATEST as it was. Resumed after all three, the run ends identical."""
+    to resume, exit 143 / 130. Resumed after both, the run ends identical."""
     run = tmp_path / "run"
     args = ["train", *QUICK, "--out", str(run), "--save-every", "2"]
     for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
@@ -479,6 +478,19 @@ def test_sigterm_and_sigint_stop_with_a_checkpoint_and_one_line(reference, tmp_p
         assert f"; checkpoint written; resume with: senet train --model cifar_resnet20 --out {run} --resume" in err
         assert latest_name(run) == _stop_checkpoint(err)  # written at the step it stopped at, even off the cadence
         assert_no_partial_checkpoint(run, keep=2)
+    finish(run)
+    assert_identical_runs(run, reference)
+
+
+@pytest.mark.slow  # a third launch and a save held open for 3 s; the first Ctrl-C is the default tier's, above
+def test_a_second_sigint_while_the_checkpoint_is_written_stops_at_once(reference, tmp_path):
+    """A second Ctrl-C while the first one's checkpoint is written stops at once: nothing partial, LATEST as it
+    was. Resumed, the run ends identical."""
+    run = tmp_path / "run"
+    args = ["train", *QUICK, "--out", str(run), "--save-every", "2"]
+    with running(args, {"SENET_TEST_STEP_SLEEP": "0.3"}) as proc:
+        wait_for(lambda: latest_name(run) is not None, proc, what="a checkpoint")
+        proc.kill_group()
     before, files = latest_name(run), _snapshot(run)
     env = {"SENET_TEST_STEP_SLEEP": "0.3", "SENET_TEST_PAUSE_IN_SAVE": "3"}
     with running([*args, "--resume", "--save-every", "1000"], env) as proc:

@@ -264,7 +264,9 @@ def test_schedules():
 
 
 @TWO_PROCESS
+@pytest.mark.slow  # its 2-process reference run costs 15 s of both cores; the default tier's 2-process run is below
 def test_two_process_gloo_run_keeps_ranks_identical(ddp_reference):
+    """With BatchNorm (buffers synchronised) and dropout: rank 0 alone reports, and the ranks end identical."""
     out, result = ddp_reference  # 2 epochs on 200 images, 25 per batch (two_process.DDP_TRAIN)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("cifar_resnet20: test accuracy") == 1, result.stdout  # rank 0 reports
@@ -289,6 +291,10 @@ def test_two_processes_at_batch_b_equal_one_process_at_batch_2b(tmp_path, cifar1
     result = torchrun([str(TESTS / "ddp_worker.py"), str(audit), *common, "--batch-size", "25",
                         "--out", str(tmp_path / "two")])  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("cifar_resnet20: test accuracy") == 1, result.stdout  # rank 0 alone reports
+    assert result.stdout.count("run in") == 2  # its first line and its result, once each
+    records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and all(r["train_images"] == 200 for r in records)
     monkeypatch.setattr(run_module, "build_model", lambda cfg, num_classes, **kw: small_net(num_classes))
     assert main([*common, "--batch-size", "50", "--out", str(tmp_path / "one")]) == 0
 
