@@ -12,7 +12,7 @@ PLACEMENTS = ("standard", "pre", "post", "identity", "after_3x3")
 FORMATS = ("table", "markdown", "json", "csv")
 
 # Benchmark suites of ``senet bench``, in the order ``--suite all`` runs them.
-BENCH_SUITES = ("se", "network", "engine", "compile")
+BENCH_SUITES = ("se", "network", "engine", "cifar", "compile")
 
 # Checkpoint namings of ``senet convert`` (``senet.convert.list_namings()`` plus our own keys).
 NAMINGS = ("ours", "legacy", "modern", "torchvision", "tf_slim")

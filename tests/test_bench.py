@@ -211,7 +211,7 @@ def test_options_are_validated():
         BenchOptions(threads=0)
     with pytest.raises(ValueError, match="device must be cpu, cuda or cuda:N"):
         BenchOptions(device="bogus")
-    assert BenchOptions(suite="all").suites == ["se", "network", "engine", "compile"]
+    assert BenchOptions(suite="all").suites == ["se", "network", "engine", "cifar", "compile"]
 
 
 def test_cli_quick_se_writes_a_record(tmp_path, capsys):
@@ -277,3 +277,30 @@ def test_ctrl_c_after_a_finished_suite_keeps_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner_module, "_run_suite", lambda name, options: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["bench", "--suite", "all", "--out", str(empty)]) == 130
     assert not list(empty.glob("*.json"))
+
+
+def test_the_cifar_suite_times_se_over_plain_eager_and_compiled(monkeypatch):
+    """The suite's two modes and its record, on ResNet-20 at a small batch; torch.compile replaced by the
+    identity (what is checked is the suite's bookkeeping: a real compile is the compile suite's, and the slow
+    tier's, cost)."""
+    from senet.bench import cifar
+
+    compiled = []
+    monkeypatch.setattr(cifar.torch, "compile", lambda m: compiled.append(m) or m)
+    small = {**cifar.settings(BenchOptions(suite="cifar", quick=True)), "compiled": True}
+    monkeypatch.setattr(cifar, "settings", lambda options: small)
+    suite = cifar.run(BenchOptions(suite="cifar", repeats=2))
+    assert len(compiled) == 2  # both networks of the pair
+    record = suite.data["ResNet-20"]
+    assert set(record["eager"]) == {"se_cifar_resnet20", "cifar_resnet20"}
+    assert len(record["compiled"]["cifar_resnet20"]["samples"]) == 2
+    assert record["eager_se_over_plain"]["value"] > 0 and record["compiled_se_over_plain"]["value"] > 0
+    assert set(record["first_compiled_step_seconds"]) == {"se_cifar_resnet20", "cifar_resnet20"}
+    (table,) = suite.tables
+    assert len(table.columns) == 9 and table.rows[0][0] == "ResNet-20" and len(table.rows[0]) == 9
+    assert [c.name for c in suite.checks] == ["ResNet-20 training step SE/plain, eager",
+                                              "ResNet-20 training step SE/plain, compiled"]  # fmt: skip
+    monkeypatch.undo()
+    quick = cifar.run(BenchOptions(suite="cifar", quick=True))  # the real settings: eager only
+    assert quick.config["batch"] == 16 and "compiled" not in quick.data["ResNet-20"]
+    assert len(quick.tables[0].columns) == 4

@@ -192,10 +192,10 @@ def test_every_command_and_option_has_help():
 
 
 def test_bench_quick_leaves_out_the_compile_suite():
-    assert BenchOptions(quick=True).suites == ["se", "network", "engine"]
+    assert BenchOptions(quick=True).suites == ["se", "network", "engine", "cifar"]
     assert BenchOptions(quick=True).skipped == ["compile"]
     assert BenchOptions(suite="compile", quick=True).suites == ["compile"]  # asked for by name: it runs
-    assert BenchOptions().suites == ["se", "network", "engine", "compile"] and not BenchOptions().skipped
+    assert BenchOptions().suites == ["se", "network", "engine", "cifar", "compile"] and not BenchOptions().skipped
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     quick = next(a for a in sub.choices["bench"]._actions if a.dest == "quick")
     assert "leaves out the compile suite" in quick.help and "about 10 s" in quick.help

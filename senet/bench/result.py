@@ -66,7 +66,7 @@ class SuiteResult:
     """One suite's record.
 
     Attributes:
-        name: The suite ('se', 'network', 'engine', 'compile').
+        name: The suite ('se', 'network', 'engine', 'cifar', 'compile').
         description: One line on what it measures.
         config: Its configuration (shapes, batch, dtype, memory format, repeats, ...).
         data: Its raw numbers (seconds, samples, ratios, bytes), JSON-ready.

@@ -19,7 +19,7 @@ from .report import check_writable, record_markdown, suite_markdown, write_recor
 from .result import SuiteResult
 
 # Suite name -> module in senet.bench holding `run(options) -> SuiteResult`, in the order `all` runs them.
-SUITES: dict[str, str] = dict(zip(BENCH_SUITES, ("se_block", "network", "engine", "compile"), strict=True))
+SUITES: dict[str, str] = dict(zip(BENCH_SUITES, ("se_block", "network", "engine", "cifar", "compile"), strict=True))
 # Left out of `--suite all --quick`: compiling two ResNet-50s takes minutes at any input size.
 QUICK_SKIPS = ("compile",)
 BUSY = 0.1  # above this share of the CPUs used by other processes, a suite's timings are flagged
