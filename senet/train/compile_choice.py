@@ -1,10 +1,9 @@
 """Whether a run trains its model under ``torch.compile``: measured on the machine at hand, for the run
 about to start.
 
-Compiling costs once (Dynamo traces the model, Inductor builds kernels: tens of seconds for a CIFAR
-ResNet on 2 CPU cores when its cache is cold) and saves a little on every step afterwards (1.24x for
-ResNet-20 and 1.35x for SE-ResNet-20 on a 2-core AMD CPU, batch 128, where the SE block's small
-operators fuse). So:
+Compiling costs once (Dynamo traces the model, Inductor builds kernels: 30-80 s for a CIFAR ResNet on
+2 CPU cores when its cache is cold) and saves a little on every step afterwards (1.03x to 1.35x for the
+CIFAR ResNets at batch 128 on 2-core AMD CPUs, by network and by day: docs/benchmarks.md). So:
 
 * a run of fewer than ``MIN_STEPS`` steps stays eager unmeasured, and one whose whole eager training
   (one pass timed) is shorter than ``MIN_EAGER_SECONDS`` stays eager without compiling anything: no
@@ -16,8 +15,8 @@ operators fuse). So:
   ``experiment_mode``) decide without measuring; where Inductor cannot work (no C++
   compiler, an unsupported platform) the run falls back to eager mode with one line, never a traceback.
 
-The choice is recorded in the run's configuration, so a resumed run continues in the same mode and
-stays bit-identical to an uninterrupted one.
+The choice is recorded in the run's configuration, so a resumed run continues in the same mode (that a
+resumed run ends bit-identical to an uninterrupted one is tested in eager mode).
 """
 
 from __future__ import annotations
