@@ -38,7 +38,8 @@ test-all: setup lint
 	$(BIN)/python -m pytest -q -m "not slow" --hypothesis-profile thorough
 	$(BIN)/python -m pytest -q -m slow -n 0 --hypothesis-profile thorough
 
-# The benchmark record (docs/benchmarks.md): ~5 min on 2 cores, ~11 when torch.compile's cache is cold.
+# The benchmark record (docs/benchmarks.md): ~18 min on 2 cores (the cifar suite ~13 of them), more when
+# torch.compile's cache is cold.
 bench: setup
 	$(BIN)/senet bench --suite all --out bench-results
 
