@@ -17,6 +17,9 @@ from senet.train import compile_choice
 from senet.train import run as run_module
 from senet.train.compile_choice import MIN_EAGER_SECONDS, MIN_STEPS, choose_compile, experiment_mode
 
+# Raised inside Dynamo/Inductor when they import TorchScript pieces: not the project's.
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")
+
 QUICK = ["--model", "cifar_resnet20", "--subset", "100", "--test-subset", "50", "--batch-size", "25",
          "--no-progress", "--device", "cpu"]  # fmt: skip
 CPU = torch.device("cpu")
