@@ -409,7 +409,10 @@ def test_create_model_builds_a_working_network_or_refuses_clearly(call):
         else:
             with torch.device("meta"):
                 y = model(torch.empty(batch, *model.default_input_size))
-    assert y.shape == (batch, num_classes if num_classes else model.num_features), (y.shape, options)
+    # Without a classifier the output is the head's last hidden layer where the head has one (VGG's fc7,
+    # MobileNetV3's 1280-wide layer: ``head_hidden_size``, as timm names it), else the pooled features.
+    width = getattr(model, "head_hidden_size", model.num_features)
+    assert y.shape == (batch, num_classes if num_classes else width), (y.shape, options)
 
 
 # ---------------------------------------------------------------------------------------------------------
