@@ -360,7 +360,9 @@ def model_calls(draw):
     if attention in GATED:
         maybe("attention_kwargs", st.sampled_from([{"gate": "tanh"}, {"gate": "hard_sigmoid"}, {}]))
     if draw(st.integers(0, 3)) == 0:  # attention in a subset of the stages the network has
-        options["se_stages"] = draw(st.lists(st.integers(2, 4), max_size=2, unique=True))
+        # Stages 2-4 exist in every network but the Inception ones, whose stem spans stages 1-2 (3, 4, 5).
+        stages = (3, 4, 5) if "inception" in name else (2, 3, 4)
+        options["se_stages"] = draw(st.lists(st.sampled_from(stages), max_size=2, unique=True))
     maybe("se_placement", st.sampled_from(entry.placements))
     if bad == "name":
         name = draw(st.sampled_from(BAD_MODEL_OPTIONS["name"]))
