@@ -57,7 +57,7 @@ def _choose(requested, steps):
 
 def test_a_run_too_short_to_pay_stays_eager_without_compiling(timings):
     choice = _choose(None, steps=int(MIN_EAGER_SECONDS) - 1)  # 1 s a step: just under the floor
-    assert not choice.compile and choice.reason.startswith("eager: about 5 min of training, too short"), choice
+    assert not choice.compile and choice.reason.startswith("eager: about 5.0 min of training, too short"), choice
     timings["first"] = float("inf")  # a compile would now never pay back, and is not even tried
     assert not _choose(None, steps=100).compile
     timings["eager"] = float("nan")  # too few steps: not even measured
@@ -71,12 +71,12 @@ def test_a_long_run_compiles_when_the_saving_exceeds_the_compile(timings):
     # 1,000 steps of 1.0 s eager, 0.8 s compiled: 200 s saved for 30 s of compiling.
     choice = _choose(None, steps=1000)
     assert choice.compile, choice
-    assert choice.reason == ("compiled: a step 1.25x as fast saves about 3 min of 17 min for 30 s of compiling "
+    assert choice.reason == ("compiled: a step 1.25x as fast saves about 3.3 min of 16.7 min for 30 s of compiling "
                              "(--no-compile for eager)")  # fmt: skip
     # The same speed-up over 400 steps saves 80 s: less than a 120 s compile, so eager, and it says why.
     timings["first"] = 120.0
     choice = _choose(None, steps=400)
-    assert not choice.compile and "would save 80 s for 2 min of compiling" in choice.reason, choice
+    assert not choice.compile and "would save 80 s for 2.0 min of compiling" in choice.reason, choice
     # A compiled step that is slower saves nothing, however long the run.
     timings.update(first=1.0, compiled=1.5)
     assert not _choose(None, steps=100_000).compile

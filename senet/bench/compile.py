@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ..utils.timing import sync
 from .harness import Comparison
 from .memory import measure_step_memory
 from .network import (
@@ -45,11 +46,6 @@ _COUNTERS = {  # counters group -> keys worth keeping
 }
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _dynamo_counters() -> dict[str, Any]:
     from torch._dynamo.utils import counters
 
@@ -72,7 +68,7 @@ def _compile_model(name: str, model: torch.nn.Module, x1: torch.Tensor, x8: torc
     start = time.perf_counter()
     with torch.inference_mode():
         compiled(x1)
-    _synchronize(device)
+    sync(device)
     inference_s = time.perf_counter() - start
     inference_counters = _dynamo_counters()
     counters.clear()
@@ -81,7 +77,7 @@ def _compile_model(name: str, model: torch.nn.Module, x1: torch.Tensor, x8: torc
     step = training_step(compiled, optimizer, x8, y8)
     start = time.perf_counter()
     step()
-    _synchronize(device)
+    sync(device)
     training_s = time.perf_counter() - start
     return {
         "compiled": compiled, "optimizer": optimizer, "step": step,

@@ -23,6 +23,7 @@ from ..train import distributed as dist
 from ..train.config import TrainConfig
 from ..train.interrupt import resume_command
 from ..train.run import build_model
+from ..utils.timing import format_duration
 from .grid import (
     Results,
     Setting,
@@ -40,7 +41,6 @@ from .report import (
     environment,
     error_stats,
     format_count,
-    format_duration,
     format_error,
     format_params,
     plot_errors,

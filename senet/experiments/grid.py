@@ -40,7 +40,7 @@ from ..train.rundir import (
     newest_run_dir,
     refuse_changed_options,
 )
-from .report import format_duration
+from ..utils.timing import format_duration
 
 # What a resumed experiment may change: where and how it runs. Unlike a single run, not --epochs: a table
 # whose rows trained for different lengths would compare nothing.

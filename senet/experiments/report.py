@@ -42,17 +42,6 @@ def format_error(stats: dict[str, Any], *, seeds: int) -> str:
     return text + (f" ({stats['n']} of {seeds} seeds)" if stats["n"] < seeds else "")
 
 
-def format_duration(seconds: float) -> str:
-    """'45 s', '12.5 min' or '3.2 h'."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 72 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 3600:,.0f} h ({seconds / 86400:,.0f} days)"
-
-
 def format_count(value: float | None) -> str:
     """'40.73 M', '4.11 G', or 'n/a' (multiply-adds)."""
     if value is None:

@@ -28,6 +28,7 @@ from ..train.device import resolve_device
 from ..train.interrupt import resume_command
 from ..train.recipes import CIFAR_DATASETS
 from ..train.results import finished_run_record
+from ..utils.timing import format_duration
 from .estimate import StepTime, estimate_runs
 from .grid import (
     Results,
@@ -46,7 +47,6 @@ from .report import (
     describe_environment,
     environment,
     error_stats,
-    format_duration,
     format_error,
     format_params,
     plot_errors,

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
+from ..utils.timing import sync
+
 WARMUP_STEPS = 2  # per network, not counted: the first steps allocate memory and pick kernels
 ROUNDS = 5  # timed steps per network, interleaved; the fastest counts
 MIN_TRAINED_STEPS = 2 * (WARMUP_STEPS + ROUNDS)  # a run shorter than its own timing is too short to time
@@ -52,12 +54,6 @@ def time_interleaved(
             steps[name]()
             best[name] = min(best[name], clock() - start)
     return best
-
-
-def sync(device: torch.device) -> None:
-    """Waits for ``device``'s queued work (CUDA runs asynchronously; the CPU needs nothing)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def sgd_step(

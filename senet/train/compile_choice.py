@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..utils.timing import format_duration, sync
 from .engine import AMP_DTYPES
 
 MIN_EAGER_SECONDS = 300.0  # below 5 min of eager training a 1.35x speed-up saves < 80 s: less than a cold compile
@@ -51,19 +52,6 @@ class CompileChoice:
     reason: str
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _pass_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: str, device: torch.device,
                   *, first: bool = False) -> float:  # fmt: skip
     """Seconds of one forward and backward pass (the first one alone with ``first``, else the fastest of
@@ -75,7 +63,7 @@ def _pass_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: str, 
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
-        _synchronize(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return times[0] if first else min(times[1:])
 
@@ -139,7 +127,7 @@ def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int
             if eager_s * steps >= MIN_EAGER_SECONDS:  # short run is known short from it, at the least cost
                 eager_s = _pass_seconds(probe, x, y, amp, device)
             if eager_s * steps < MIN_EAGER_SECONDS:
-                why = f"about {_duration(eager_s * steps)} of training, too short for compiling to pay back"
+                why = f"about {format_duration(eager_s * steps)} of training, too short for compiling to pay back"
                 return CompileChoice(False, f"eager: {why} (--compile to compile)")
         try:
             with _quiet_compiler():
@@ -152,16 +140,16 @@ def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int
         finally:
             torch._dynamo.reset()  # the copy's graphs go; Inductor's cache keeps the kernels for the run's compile
     if requested:
-        return CompileChoice(True, f"compiled (as set; compiling took {_duration(compile_s)})")
+        return CompileChoice(True, f"compiled (as set; compiling took {format_duration(compile_s)})")
     assert eager_s is not None
     saved = (eager_s - compiled_s) * steps
     speed = f"a step {eager_s / compiled_s:.2f}x as fast" if compiled_s > 0 else "no faster"
     if saved > compile_s:
-        return CompileChoice(True, f"compiled: {speed} saves about {_duration(saved)} of "
-                                   f"{_duration(eager_s * steps)} for {_duration(compile_s)} of compiling "
+        return CompileChoice(True, f"compiled: {speed} saves about {format_duration(saved)} of "
+                                   f"{format_duration(eager_s * steps)} for {format_duration(compile_s)} of compiling "
                                    "(--no-compile for eager)")  # fmt: skip
-    return CompileChoice(False, f"eager: compiled, {speed}, would save {_duration(max(saved, 0.0))} for "
-                                f"{_duration(compile_s)} of compiling (--compile to compile anyway)")  # fmt: skip
+    return CompileChoice(False, f"eager: compiled, {speed}, would save {format_duration(max(saved, 0.0))} for "
+                                f"{format_duration(compile_s)} of compiling (--compile to compile anyway)")  # fmt: skip
 
 
 def experiment_mode(compile: bool | None, summary: dict) -> bool | None:
