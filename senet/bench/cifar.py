@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..models import create_model
+from ..utils.timing import sync
 from .harness import Comparison
 from .network import sgd, time_training, training_step
 from .report import fmt_ms, fmt_ratio
@@ -66,8 +67,7 @@ def _first_calls(steps: dict[str, Callable[[], None]], device: torch.device) -> 
     for name, step in steps.items():
         start = time.perf_counter()
         step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync(device)
         seconds[name] = time.perf_counter() - start
     return seconds
 
