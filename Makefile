@@ -29,14 +29,18 @@ lint: setup
 
 # `make test`: everything but the tests marked slow, on every core (pytest-xdist), hypothesis's 'fast' profile.
 # `make test-all` (what CI runs): every test, and the 'thorough' profile (4x the property examples).
+# PYTHONDONTWRITEBYTECODE, where a machine sets it, is lifted for the tests: every xdist worker and every `senet`
+# subprocess a test starts would otherwise compile senet's sources and the tests' rewritten asserts anew.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
+
 test: setup lint
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -q -m "not slow"
 
 # The slow tier runs one test at a time: its float64 checks of the big public networks (VGG-16, SENet-154,
 # the 101/152-layer ResNets) peak at 6-13 GB each, so two at once could exhaust a 24 GB machine.
 test-all: setup lint
-	$(BIN)/python -m pytest -q -m "not slow" --hypothesis-profile thorough
-	$(BIN)/python -m pytest -q -m slow -n 0 --hypothesis-profile thorough
+	$(PYTEST) -q -m "not slow" --hypothesis-profile thorough
+	$(PYTEST) -q -m slow -n 0 --hypothesis-profile thorough
 
 # The benchmark record (docs/benchmarks.md): ~18 min on 2 cores (the cifar suite ~13 of them), more when
 # torch.compile's cache is cold.

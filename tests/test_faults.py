@@ -435,22 +435,20 @@ def test_a_read_only_checkpoint_folder_fails_clearly(reference, tmp_path, capsys
 
 
 def test_sigkill_at_any_moment_then_resume_is_bit_identical(reference, tmp_path):
-    """Killed (SIGKILL) after a checkpoint, in the middle of writing one, and at a random moment: every
-    checkpoint on disk stays complete, and the resumed run ends identical to the uninterrupted one."""
+    """Killed (SIGKILL) after a checkpoint, in the middle of writing the next one, and at a random moment:
+    every checkpoint on disk stays complete, and the resumed run ends identical to the uninterrupted one."""
     run = tmp_path / "run"
     args = ["train", *QUICK, "--out", str(run), "--save-every", "1"]
-    with running(args, {"SENET_TEST_STEP_SLEEP": "0.2"}) as proc:  # 1. after the first checkpoint
-        wait_for(lambda: latest_name(run) is not None, proc, what="the first checkpoint")
-        proc.kill_group()
-    assert_no_partial_checkpoint(run, keep=2)
-    before, held = latest_name(run), tmp_path / "held"
-    with running([*args, "--resume"], {"SENET_TEST_HOLD_IN_SAVE": str(held)}) as proc:  # 2. while writing one
+    held = tmp_path / "held"
+    hold = {"SENET_TEST_HOLD_IN_SAVE": str(held), "SENET_TEST_HOLD_AFTER_SAVES": "1"}
+    with running(args, hold) as proc:  # 1. after the first checkpoint, while the second is written
         wait_for(held.exists, proc, what="a checkpoint being written")  # its weights are written, its state is not
         proc.kill_group()
     assert_no_partial_checkpoint(run, keep=2)
     assert saving_now(run), "the kill was to land while a checkpoint was being written"
-    assert latest_name(run) == before  # the write it was killed in never became the newest checkpoint
-    with running([*args, "--resume"], {"SENET_TEST_STEP_SLEEP": "0.1"}) as proc:  # 3. at a random moment
+    # The first checkpoint is whole and the newest: the write it was killed in never became the newest.
+    assert [p.name for p in list_checkpoints(run)] == [latest_name(run)] == [checkpoint_name(0, 1)]
+    with running([*args, "--resume"], {"SENET_TEST_STEP_SLEEP": "0.1"}) as proc:  # 2. at a random moment
         wait_for(lambda: any("resuming" in line for line in proc.out), proc, what="training to resume")
         time.sleep(random.Random(13).uniform(0.1, 1.0))
         proc.kill_group()

@@ -24,6 +24,9 @@ from senet.train.config import TrainConfig
 CHECKPOINT = Path(__file__).resolve().parent / "data" / "akamaster-cifar10" / "resnet20-12fca82f.th"
 TEST_IMAGES = 200
 
+# The module's fine-tuned comparison (a fixture) is trained once: its tests run in one xdist worker.
+pytestmark = pytest.mark.xdist_group("finetune-compare")
+
 
 def checkpoint_on_test_images(test_subset: int, seed: int) -> tuple[float, float]:
     """The file's accuracy and mean cross-entropy on the test subset a run of ``seed`` evaluates on, with the

@@ -2,8 +2,6 @@
 
 import os
 import pickle
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,6 +9,7 @@ from random_weights import randomized
 from safetensors.torch import save_file
 
 import senet
+from senet.cli.main import main
 from senet.convert import convert_state_dict, naming_options
 from senet.data.download import ChecksumError
 from senet.pretrained import UnsafeCheckpointError, load_pretrained, read_state_dict
@@ -245,16 +244,14 @@ def test_a_file_placed_by_hand_is_checked_once(tmp_path, small_state):
     placed.unlink()
 
 
-def test_the_cli_refuses_a_crafted_checkpoint_in_one_line(tmp_path):
+def test_the_cli_refuses_a_crafted_checkpoint_in_one_line(tmp_path, capsys):
     marker = tmp_path / "payload-ran"
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "x": _Payload(marker)}, evil)
-    out = subprocess.run(
-        [sys.executable, "-m", "senet", "convert", str(evil), str(tmp_path / "out.safetensors"), "--model", "resnet18"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.count("\n") == 1 and "refused" in out.stderr
+    code = main(["convert", str(evil), str(tmp_path / "out.safetensors"), "--model", "resnet18"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.count("\n") == 1 and "refused" in err
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from random_weights import randomized
+from sweep import meta_skeleton
 
 import senet
 from senet.cli.main import main
@@ -75,8 +76,9 @@ def test_the_table_is_consistent():
     # Every entry's options build its model (each distinct build once: 31 for the 46 entries).
     for model, num_classes, options in sorted({(w.model, w.num_classes, tuple(sorted(w.options)))
                                                for w in entries}):  # fmt: skip
-        with torch.device("meta"):
-            senet.create_model(model, num_classes=num_classes, **dict(options))
+        with meta_skeleton():
+            built = senet.create_model(model, num_classes=num_classes, **dict(options))
+        assert built.num_classes == num_classes and all(p.is_meta for p in built.parameters())
     for model in {w.model for w in entries}:
         assert sum(w.default for w in senet.list_pretrained(model)) == 1, model
     # The paper's models are there, with the authors' weights as the default.

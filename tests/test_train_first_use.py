@@ -298,7 +298,7 @@ def test_a_corrupt_image_is_one_line_naming_it_and_skip_corrupt_skips_it(tmp_pat
     root = make_learnable_folder(tmp_path / "photos", classes=2, train=40, val=10)
     (root / "train" / "class_1" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     args = ["train", "--model", "resnet18", "--dataset", str(root), "--image-size", "32", "--epochs", "1",
-            "--batch-size", "16", "--workers", "2", "--no-progress", "--device", "cpu"]  # fmt: skip
+            "--batch-size", "16", "--workers", "1", "--no-progress", "--device", "cpu"]  # fmt: skip
     code = main([*args, "--out", str(tmp_path / "a")])
     _one_line_error(capsys, code, "broken.jpg", "--skip-corrupt", started=True)
     assert main([*args, "--out", str(tmp_path / "b"), "--skip-corrupt"]) == 0  # the worker warns, by name

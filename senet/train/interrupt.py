@@ -147,12 +147,19 @@ def injected_pause_in_save() -> None:
         time.sleep(pause)
 
 
+_saves_before_hold = [0]  # the checkpoints this process has written past the hold (SENET_TEST_HOLD_AFTER_SAVES)
+
+
 def injected_hold_in_save() -> None:
     """SENET_TEST_HOLD_IN_SAVE=PATH: once a checkpoint's weights are written (its state not yet), creates the
     file PATH and holds the write open until the process is killed, so that a kill lands inside the write
-    whatever the machine's speed (the test kills after PATH appears, not after a guessed delay)."""
+    whatever the machine's speed (the test kills after PATH appears, not after a guessed delay).
+    SENET_TEST_HOLD_AFTER_SAVES=N: the first N checkpoints of the process are written whole, the next held."""
     path = os.environ.get("SENET_TEST_HOLD_IN_SAVE")
     if path:
+        if _saves_before_hold[0] < int(_seconds("SENET_TEST_HOLD_AFTER_SAVES")):
+            _saves_before_hold[0] += 1
+            return
         Path(path).touch()
         while True:
             time.sleep(1)
