@@ -9,14 +9,11 @@ sweeps' other members and test_convert_equivalence.py's check of SENet-154 again
 keep in the default tier). ``make test-all`` (and CI) still sweeps them all.
 """
 
-import contextlib
 import itertools
-from collections.abc import Iterator
 
 import pytest
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from senet.models import create_model, list_models
 
@@ -50,23 +47,3 @@ def zeroed(model: nn.Module) -> nn.Module:
             tensor.zero_()
     return model
 
-
-class _NoInitialDraws(TorchFunctionMode):
-    """Skips the in-place fills and draws that initialise a network's weights (each returns its tensor as it is)."""
-
-    SKIPPED = frozenset({torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.fill_, torch.Tensor.zero_,
-                         torch.Tensor.erfinv_})  # fmt: skip
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in self.SKIPPED:
-            return args[0]
-        return func(*args, **(kwargs or {}))
-
-
-@contextlib.contextmanager
-def meta_skeleton() -> Iterator[None]:
-    """Networks built here are on the meta device and skip their initialisation, which on the meta device runs
-    Python shape rules for every draw and fill while leaving nothing to see: a network of the sizes and
-    modules ``create_model`` gives, at under half the cost (31 public checkpoints' networks: 7.8 s -> 3 s)."""
-    with torch.device("meta"), _NoInitialDraws():
-        yield

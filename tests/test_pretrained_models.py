@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 from random_weights import randomized
-from sweep import meta_skeleton
 
 import senet
 from senet.cli.main import main
 from senet.convert import convert_state_dict, naming_options
 from senet.pretrained import table
 from senet.pretrained.evaluate import evaluate_imagenet_folder, imagenet_classes
+from senet.utils.skeleton import meta_skeleton
 
 
 def cli(*args):

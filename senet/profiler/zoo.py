@@ -9,12 +9,14 @@ import torch
 from torch import nn
 
 from ..models.registry import create_model
+from ..utils.skeleton import meta_skeleton
 from .counter import profile
 from .report import ProfileReport
 
 
 def build_model(name: str, *, device: str | torch.device = "meta", **create_kwargs: Any) -> nn.Module:
-    """Builds ``create_model(name, **create_kwargs)`` on ``device`` (no memory, no initialisation work on meta).
+    """Builds ``create_model(name, **create_kwargs)`` on ``device`` (on meta: no memory, and no initialisation
+    work, see ``senet.utils.skeleton``).
 
     A constructor that cannot run on meta (one that reads tensor values, e.g. ``.item()``) is retried
     on the CPU.
@@ -31,7 +33,7 @@ def build_model(name: str, *, device: str | torch.device = "meta", **create_kwar
         ValueError: On an unknown model or argument (from ``create_model``).
     """
     try:
-        with torch.device(device):
+        with meta_skeleton() if torch.device(device).type == "meta" else torch.device(device):
             return create_model(name, **create_kwargs)
     except (ValueError, TypeError):
         raise
