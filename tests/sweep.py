@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from senet.models import create_model, list_models
+from senet.utils.skeleton import meta_skeleton
 
 HUGE = frozenset({"cifar_resnet1202", "se_cifar_resnet1202", "senet154", "resnet101", "se_resnet101", "resnet152",
                   "se_resnet152", "resnext101_32x4d", "se_resnext101_32x4d"})  # fmt: skip
@@ -31,7 +32,7 @@ def zero_model(name: str, **options) -> nn.Module:
 
     Built on the meta device (no initialisation drawn), then given zeroed CPU memory (``zeroed``).
     """
-    with torch.device("meta"):
+    with meta_skeleton():
         model = create_model(name, **options)
     return zeroed(model)
 

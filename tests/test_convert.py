@@ -15,6 +15,7 @@ import senet
 from senet.convert import convert_state_dict, detect_naming, get_naming, list_namings
 from senet.models import create_model, get_model_entry
 from senet.models.resnet import ResNet
+from senet.utils.skeleton import meta_skeleton
 
 # Key names and shapes of public checkpoints (no weights), copied from the team reference.
 KEYS_DIR = Path(__file__).resolve().parent / "reference" / "checkpoint-keys"
@@ -69,7 +70,7 @@ def meta_state(rows) -> dict[str, torch.Tensor]:
 
 @functools.cache
 def meta_model(name: str) -> nn.Module:
-    with torch.device("meta"):
+    with meta_skeleton():
         return create_model(name)
 
 
@@ -185,7 +186,7 @@ def test_convert_through_an_instance_and_between_namings():
     _, rows = read_listing("legacy_seresnet50")
     modern = convert_state_dict(meta_state(rows), "legacy", target="modern", model=meta_model("se_resnet50"))
     assert layout(modern) == list(read_listing("seresnet50")[1])
-    with torch.device("meta"):  # the legacy models' own stem pool: an option that moves no key
+    with meta_skeleton():  # the legacy models' own stem pool: an option that moves no key
         caffe = create_model("se_resnet50", stem_pool="ceil")
     caffe.load_state_dict(convert_state_dict(meta_state(rows), model=caffe))
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from senet.convert import convert_state_dict, detect_naming, naming_options
 from senet.models import create_model, get_model_entry
+from senet.utils.skeleton import meta_skeleton
 
 EQUAL = 1e-10  # max |ours - theirs| / max |theirs| for the same function
 DIFFERENT = 1e-6  # ... that a planted difference must exceed (10^4 x the tolerance)
@@ -101,7 +102,7 @@ def relative_difference(got: torch.Tensor, expected: torch.Tensor) -> float:
 
 def reference(build, size: int, calibration_batch: int = 4) -> nn.Module:
     # Built on the meta device and materialised in float64: no float32 initialisation to throw away.
-    with torch.device("meta"):
+    with meta_skeleton():
         net = build().to(torch.float64)
     shape = (calibration_batch, 3, size, size)
     calibration = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -109,7 +110,7 @@ def reference(build, size: int, calibration_batch: int = 4) -> nn.Module:
 
 
 def ours(name: str, state: dict[str, torch.Tensor], plant=None, **options) -> nn.Module:
-    with torch.device("meta"):
+    with meta_skeleton():
         model = create_model(name, **options)
     model.load_state_dict(state, assign=True)  # strict; the converted float64 tensors themselves
     if callable(plant):
@@ -120,7 +121,7 @@ def ours(name: str, state: dict[str, torch.Tensor], plant=None, **options) -> nn
 @pytest.mark.parametrize("listing", sorted(PUBLISHER_NETS))
 def test_reference_net_has_the_publishers_keys(listing):
     build, _ = PUBLISHER_NETS[listing]
-    with torch.device("meta"):
+    with meta_skeleton():
         net = build()
     assert [(k, tuple(v.shape)) for k, v in net.state_dict().items()] == listing_layout(listing)
 
@@ -136,7 +137,7 @@ def test_converted_model_computes_the_publishers_function(listing, shallow):
     assert naming == NAMING[listing]
     options = naming_options(naming, name)
     if blocks:  # converted to the keys of our network with the same blocks
-        with torch.device("meta"):
+        with meta_skeleton():
             converted = convert_state_dict(state, model=create_model(name, **blocks, **options))
     else:
         converted = convert_state_dict(state, model=name)  # source="auto"
@@ -182,7 +183,7 @@ def test_cadene_fixed_pool_head_is_our_global_average_at_the_native_size(build, 
     ref = reference(build, size, calibration_batch=2)  # 7x7 / 8x8 maps: statistics enough from two images
     state = ref.state_dict()
     options = {**blocks, **naming_options(naming, name)}
-    with torch.device("meta"):
+    with meta_skeleton():
         shape = create_model(name, **options) if blocks else name
     x = torch.randn(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

@@ -20,6 +20,7 @@ from torch import nn
 
 from senet.models import create_model, list_models
 from senet.models.features import FeatureExtractor, FeatureInfo, as_features, get_feature_info
+from senet.utils.skeleton import meta_skeleton
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "backbones.md"
 
@@ -60,7 +61,7 @@ INCEPTION_RESNET_SIZES = {64: [35, 15, 7, 3, 1], 299: [147, 71, 35, 17, 8]}
 
 @functools.cache
 def _meta_features(name: str) -> FeatureExtractor:
-    with torch.device("meta"):
+    with meta_skeleton():
         return create_model(name, features_only=True)
 
 
@@ -93,7 +94,7 @@ def test_every_model_gives_the_feature_maps_its_feature_info_states(name):
 
 def test_inception_resnet_strides_are_nominal_at_its_own_size():
     model = _meta_features("inception_resnet_v2")
-    with torch.device("meta"):
+    with meta_skeleton():
         outputs = model(torch.empty(1, 3, 299, 299))
     assert [o.shape[-1] for o in outputs] == INCEPTION_RESNET_SIZES[299]
 
@@ -164,7 +165,7 @@ def _kept_keys(classifier: nn.Module, pruned: tuple[str, ...]) -> list[str]:
     ],
 )
 def test_the_features_state_dict_is_the_classifiers_minus_the_pruned_modules(name, out_indices, pruned):
-    with torch.device("meta"):
+    with meta_skeleton():
         classifier = create_model(name)
         features = create_model(name, features_only=True, out_indices=out_indices)
     assert features.pruned == pruned
@@ -197,7 +198,7 @@ def test_a_classifier_checkpoint_loads_strictly_into_the_features_model():
 
 
 def test_attention_modules_are_found_in_the_features_model():
-    with torch.device("meta"):
+    with meta_skeleton():
         classifier = create_model("se_resnet50")
         features = create_model("se_resnet50", features_only=True)
         cut = create_model("se_resnet50", features_only=True, out_indices=(0, 1, 2))
@@ -218,7 +219,7 @@ def test_out_indices_select_and_order_the_outputs():
         outputs = model(torch.randn(1, 3, 64, 64))
     assert [tuple(o.shape) for o in outputs] == [(1, 1024, 4, 4), (1, 256, 16, 16)]
     last = _meta_features("resnet50")  # negative indices count from the end
-    with torch.device("meta"):
+    with meta_skeleton():
         assert create_model("resnet50", features_only=True, out_indices=(-1,)).feature_info[0] == last.feature_info[-1]
     assert get_feature_info(create_model("cifar_resnet20")) == _meta_features("cifar_resnet20").feature_info
     assert _meta_features("cifar_resnet20").default_input_size == (3, 32, 32)
@@ -230,7 +231,7 @@ def test_out_indices_select_and_order_the_outputs():
     [(5,), (-6,), (1, 1), (4, -1), (1.0,), ("1",), (True,), [], "01", 3, (0, None)],
 )
 def test_invalid_out_indices_are_refused_in_one_line_listing_the_valid_ones(out_indices):
-    with torch.device("meta"), pytest.raises(ValueError) as error:
+    with meta_skeleton(), pytest.raises(ValueError) as error:
         create_model("resnet50", features_only=True, out_indices=out_indices)
     message = str(error.value)
     assert "\n" not in message
@@ -239,7 +240,7 @@ def test_invalid_out_indices_are_refused_in_one_line_listing_the_valid_ones(out_
 
 
 def test_create_model_refuses_options_a_backbone_cannot_honour():
-    with torch.device("meta"):
+    with meta_skeleton():
         with pytest.raises(ValueError, match="pass features_only=True"):
             create_model("resnet18", out_indices=(1, 2))
         with pytest.raises(ValueError, match="builds no classifier"):

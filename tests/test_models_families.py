@@ -14,6 +14,7 @@ from torch import nn
 from senet.layers import SqueezeExcite, list_attention, make_divisible
 from senet.models import SENetModel, create_model
 from senet.profiler import profile
+from senet.utils.skeleton import meta_skeleton
 
 # name -> (input size of the forward/backward sweep, slow)
 SWEEP = {
@@ -159,7 +160,7 @@ PARAMS = {
 
 
 def _meta(name: str, **kwargs: object) -> SENetModel:
-    with torch.device("meta"):
+    with meta_skeleton():
         return create_model(name, **kwargs)
 
 
@@ -377,7 +378,7 @@ def test_any_input_size_from_the_minimum(name):
     # one, with a grey-scale input and no classifier.
     h, w = (76, 93) if "inception_resnet" in name else (33, 47)
     model = _meta(name, in_chans=1, num_classes=0).eval()
-    with torch.device("meta"):
+    with meta_skeleton():
         out = model(torch.empty(2, 1, h, w))
     assert out.shape == (2, getattr(model, "head_hidden_size", model.num_features))
 

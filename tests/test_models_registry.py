@@ -9,6 +9,7 @@ import torch
 from sweep import models, zero_model
 
 from senet.models import create_model, get_model_entry, list_models
+from senet.utils.skeleton import meta_skeleton
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -85,7 +86,7 @@ def test_torch_compile_traces_every_family_without_a_graph_break(name):
     import torch._dynamo
 
     torch._dynamo.reset()
-    with torch.device("meta"):
+    with meta_skeleton():
         model = create_model(name, **SHALLOW.get(name, {})).train()
         explanation = torch._dynamo.explain(model)(torch.empty(2, 3, 32, 32))
     assert explanation.graph_break_count == 0, explanation.break_reasons

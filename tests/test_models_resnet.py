@@ -15,6 +15,7 @@ from senet.models import create_model, get_model_entry, list_models
 from senet.models.registry import PLACEMENTS
 from senet.models.resnet import Bottleneck, ResNet
 from senet.profiler import profile
+from senet.utils.skeleton import meta_skeleton
 
 # Key names and shapes of public checkpoints, copied from the team reference into tests/reference.
 KEYS_DIR = Path(__file__).resolve().parent / "reference" / "checkpoint-keys"
@@ -49,7 +50,7 @@ def meta_model(name: str, **kwargs: object) -> nn.Module:
 
 @functools.cache
 def _meta_model(name: str, kwargs: tuple[tuple[str, object], ...]) -> nn.Module:
-    with torch.device("meta"):
+    with meta_skeleton():
         return create_model(name, **dict(kwargs))
 
 

@@ -27,6 +27,7 @@ from senet.models import create_model, get_model_entry, list_models
 from senet.models.cifar_resnet import CifarResNet
 from senet.models.resnet import ResNet
 from senet.profiler import profile
+from senet.utils.skeleton import meta_skeleton
 
 BATCH = 2
 SIZE = (64, 80)  # small and non-square: a few hundred ms per network on the meta device
@@ -43,7 +44,7 @@ def _plain_twin(name: str) -> str | None:
 
 
 def _meta(name: str, **kwargs: object) -> torch.nn.Module:
-    with torch.device("meta"):
+    with meta_skeleton():
         return create_model(name, **kwargs)
 
 

@@ -28,6 +28,7 @@ import senet
 from senet.convert import convert_state_dict, get_naming
 from senet.layers import list_activations, list_gates
 from senet.models import create_model, get_model_entry, list_models
+from senet.utils.skeleton import meta_skeleton
 
 SETTINGS = settings(
     derandomize=True,  # reproducible: the same examples on every run and machine
@@ -388,7 +389,7 @@ def test_create_model_builds_a_working_network_or_refuses_clearly(call):
         if real:
             model = create_model(name, **options)
         else:
-            with torch.device("meta"):
+            with meta_skeleton():
                 model = create_model(name, **options)
     except Exception as e:  # noqa: BLE001
         assert_clear_error(e)
@@ -409,7 +410,7 @@ def test_create_model_builds_a_working_network_or_refuses_clearly(call):
             y = model(x)
             assert torch.isfinite(y).all()
         else:
-            with torch.device("meta"):
+            with meta_skeleton():
                 y = model(torch.empty(batch, *model.default_input_size))
     # Without a classifier the output is the head's last hidden layer where the head has one (VGG's fc7,
     # MobileNetV3's 1280-wide layer: ``head_hidden_size``, as timm names it), else the pooled features.
@@ -448,7 +449,7 @@ def listing(name):
 
 def model_keys(name):
     if ("model", name) not in _CACHE:
-        with torch.device("meta"):
+        with meta_skeleton():
             _CACHE["model", name] = list(create_model(name).state_dict())
     return _CACHE["model", name]
 
@@ -541,7 +542,7 @@ def test_convert_round_trips_exactly(name):
 
 def model_builder(name):
     if ("builder", name) not in _CACHE:
-        with torch.device("meta"):
+        with meta_skeleton():
             _CACHE["builder", name] = create_model(name)
     return _CACHE["builder", name]
 
