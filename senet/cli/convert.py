@@ -66,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
 def _shaped_model(path: Path, name: str, state: dict[str, Any], source: str, options: dict[str, Any] | None) -> Any:
     """``name`` as the weights were trained (on the meta device: shapes only): a run's own architecture and
     class count, or, for a file in our keys, the class count its classifier holds; else ``name`` itself."""
-    import torch
 
     from ..convert import OURS
     from ..convert.prefixes import strip_prefixes
     from ..factory.runs import build_run_model, read_run_config
     from ..models import create_model
+    from ..utils.skeleton import meta_skeleton
 
-    with torch.device("meta"):
+    with meta_skeleton():
         if path.is_dir() and (path / "config.json").is_file():
             shape = build_run_model(read_run_config(path), 1)
         elif source == OURS:

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..models import create_model, get_model_entry
+from ..utils.skeleton import meta_skeleton
 
 KeyMap = Callable[[str, list[str]], dict[str, "str | None"]]
 # (family, our config of the network) -> the create_model options reproducing the publisher's network.
@@ -36,7 +36,7 @@ def _listing(keys: Iterable[str], n: int = 3) -> str:
 @functools.cache
 def _registered_layout(name: str) -> tuple[str, tuple[tuple[str, tuple[int, ...]], ...]]:
     # The keys and shapes of a registered model, built on the meta device: no memory, no initialisation.
-    with torch.device("meta"):
+    with meta_skeleton():
         model = create_model(name)
     return type(model).__name__, tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 

@@ -33,6 +33,7 @@ from ..train.device import resolve_device
 from ..train.interrupt import resume_command
 from ..train.results import finished_run_record
 from ..train.run import INITIAL_ACCURACY, build_model, fit
+from ..utils.skeleton import meta_skeleton
 from .grid import discard_if_nothing_ran, experiment_dir, read_marker, resumable_by, resumed_base, write_marker
 from .timing import MIN_TRAINED_STEPS, sgd_step, sync, time_interleaved
 
@@ -198,7 +199,7 @@ def _check_twins(base: TrainConfig, attentions: Iterable[str], *, retrofit: bool
                 plain = build_model(dataclasses.replace(base, attention="none"), entry.num_classes)
                 insert(plain, attn, reduction=base.reduction or 16, identity_init=True, inplace=True)
             else:
-                with torch.device("meta"):
+                with meta_skeleton():
                     build_model(dataclasses.replace(base, attention=attn), entry.num_classes)
         except (ValueError, TypeError) as e:
             how = "--retrofit" if retrofit and attn != "none" else "--attention"

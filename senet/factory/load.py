@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import safe_open
 from torch import nn
 
@@ -38,6 +37,7 @@ from ..pretrained import (
     load_pretrained,
 )
 from ..pretrained.hub import is_url
+from ..utils.skeleton import meta_skeleton
 from .retrofitted import build_retrofitted, retrofit_file, retrofit_record
 from .runs import build_run_model, read_run_config, run_classes, run_preprocessing
 
@@ -152,7 +152,7 @@ def _from_run(
         raise ValueError(f"{path} holds a run of {config['model']}, not {name}; give --model {config['model']}")
     _refuse_overrides(path, overrides)
     classes = run_classes(run_dir, config)
-    with torch.device("meta"):  # the architecture only, to find the classifier's key
+    with meta_skeleton():  # the architecture only, to find the classifier's key
         shape = build_run_model(config, 1)
     stored = _classifier_size(shape, weights) or (len(classes) if classes else get_model_entry(recorded).num_classes)
     model = build_run_model(config, stored)
