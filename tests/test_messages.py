@@ -173,3 +173,17 @@ def test_a_damaged_run_configuration_is_one_line(tmp_path, capsys, config, named
     for command in ("eval", "analyze"):
         err = _one_line_error(capsys, main([command, "--checkpoint", str(run)]))
         assert f"{run} records no data set: give --dataset" in err, err
+
+
+def test_eval_of_a_run_refuses_a_model_it_does_not_hold(tmp_path, capsys):
+    """`eval --checkpoint RUN --model OTHER` once scored the run's own network and said nothing of --model."""
+    import senet
+    from senet.train.checkpoint import save_weights
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig(model="cifar_resnet20").to_dict()))
+    save_weights(senet.models.create_model("cifar_resnet20"), run / "model.safetensors")
+    err = _one_line_error(capsys, main(["eval", "--checkpoint", str(run), "--model", "resnet56", "--test-subset", "10",
+                                        "--device", "cpu"]))  # fmt: skip
+    assert "holds a run of cifar_resnet20, not cifar_resnet56; give --model cifar_resnet20" in err, err
