@@ -381,3 +381,13 @@ def test_excitations_dataclass_counts():
     stats = Excitations(classes=("a", "b"), blocks={"SE_2_1": block})
     assert stats.images == 3 and block.values == 6
     assert np.isnan(block.class_variance[1]).all()  # one image: no variance estimate
+
+
+def test_a_huge_bins_is_refused_before_any_work(tmp_path, capsys):
+    """--bins 100000000 once allocated a histogram of 800 MB per block until the kernel killed the process."""
+    from senet.analysis import ExcitationRecorder
+
+    err = _careless(capsys, "--checkpoint", str(tmp_path / "missing"), "--bins", "100000000")
+    assert "--bins must be at most 10,000, got 100,000,000" in err, err
+    with pytest.raises(ValueError, match="at most 10,000"):
+        ExcitationRecorder(torch.nn.Sequential(), num_classes=2, bins=10_001)

@@ -310,3 +310,13 @@ def test_the_cifar_suite_times_se_over_plain_eager_and_compiled(monkeypatch):
     quick = cifar.run(BenchOptions(suite="cifar", quick=True))  # the real settings: eager only
     assert quick.config["batch"] == 16 and "compiled" not in quick.data["ResNet-20"]
     assert len(quick.tables[0].columns) == 4
+
+
+def test_more_threads_than_cpus_are_refused_in_one_line(capsys):
+    """`bench --threads 100000` once ended in a segmentation fault (exit 139) inside the OpenMP runtime."""
+    from senet.cli.main import main
+
+    too_many = max(os.cpu_count() or 1, 2) + 1
+    assert main(["bench", "--quick", "--no-write", "--suite", "se", "--threads", str(too_many)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"--threads must be at most {too_many - 1}" in err, err

@@ -65,6 +65,7 @@ def test_a_run_too_short_to_pay_stays_eager_without_compiling(timings):
         _choose(None, steps=MIN_STEPS - 1).reason
         == f"eager: {MIN_STEPS - 1} steps, too few for compiling to pay back (--compile to compile)"
     )
+    assert _choose(None, steps=1).reason.startswith("eager: 1 step, too few")  # once '1 steps' (batch >= the data)
 
 
 def test_a_long_run_compiles_when_the_saving_exceeds_the_compile(timings):

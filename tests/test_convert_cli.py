@@ -41,3 +41,15 @@ def test_a_run_with_another_class_count_converts(tmp_path, capsys, as_run):
     out = tmp_path / "out.safetensors"
     assert main(["convert", str(source), str(out), "--model", "se_cifar_resnet20"]) == 0, capsys.readouterr().err
     assert load_file(str(out))["fc.weight"].shape == (3, 64)
+
+
+@pytest.mark.parametrize("wrong", ["cifar_resnet56", "se_cifar_resnet20"])
+def test_our_keys_of_a_smaller_network_are_not_written_as_another_model(tmp_path, capsys, wrong):
+    # ResNet-20's keys are a subset of ResNet-56's and of SE-ResNet-20's: no key is foreign, many are missing
+    save_file(senet.create_model("cifar_resnet20").state_dict(), str(tmp_path / "r20.safetensors"))
+    out = tmp_path / "out.safetensors"
+    code = main(["convert", str(tmp_path / "r20.safetensors"), str(out), "--model", wrong])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"does not fit model {wrong!r}" in err and "missing from the file" in err and "--model" in err, err
+    assert not out.exists()

@@ -19,6 +19,7 @@ from senet.cli.main import main
 from senet.data import IMAGENET_MEAN, IMAGENET_STD, load_dataset
 from senet.experiments.compare import compare, render_markdown
 from senet.factory import ARCHITECTURE, NORMALIZATION
+from senet.train.checkpoint import save_weights
 from senet.train.config import TrainConfig
 
 CHECKPOINT = Path(__file__).resolve().parent / "data" / "akamaster-cifar10" / "resnet20-12fca82f.th"
@@ -101,3 +102,28 @@ def test_retrofit_and_attention_together_are_refused_before_training(tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--retrofit se and --attention eca" in err, err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_run_of_a_plain_network_is_compared_from_and_one_with_attention_is_refused(finetuned, tmp_path, capsys):
+    """`compare --init-from RUN` once failed in its plain twin ('records its network, which other options cannot
+    change (attention); ... retrofit it (--retrofit se)') even with --retrofit se; a run with attention trained
+    its 'plain' twin before the retrofit failed."""
+    _, out = finetuned
+    tiny = ["--subset", "20", "--test-subset", "20", "--batch-size", "10", "--epochs", "1", "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    code = main(["compare", "--model", "cifar_resnet20", "--init-from", str(out / "plain-seed0"), *tiny,
+                 "--out", str(tmp_path / "c")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "c" / "compare.json").read_text())
+    plain, se = report["results"]["plain"], report["results"]["se"]
+    assert se["initial_test_accuracies"] == plain["initial_test_accuracies"] and se["params"] > plain["params"]
+    capsys.readouterr()
+    se_run = tmp_path / "se-run"  # a run of SE-ResNet-20 (built with SE), as `senet train` leaves it
+    se_run.mkdir()
+    (se_run / "config.json").write_text(json.dumps(TrainConfig(model="se_cifar_resnet20").to_dict()))
+    save_weights(senet.create_model("se_cifar_resnet20"), se_run / "model.safetensors")
+    code = main(["compare", "--model", "se_cifar_resnet20", "--init-from", str(se_run), *tiny,
+                 "--out", str(tmp_path / "d")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "attention already" in err, err
+    assert not (tmp_path / "d").exists()

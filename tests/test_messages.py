@@ -173,3 +173,43 @@ def test_a_damaged_run_configuration_is_one_line(tmp_path, capsys, config, named
     for command in ("eval", "analyze"):
         err = _one_line_error(capsys, main([command, "--checkpoint", str(run)]))
         assert f"{run} records no data set: give --dataset" in err, err
+
+
+def test_eval_of_a_run_refuses_a_model_it_does_not_hold(tmp_path, capsys):
+    """`eval --checkpoint RUN --model OTHER` once scored the run's own network and said nothing of --model."""
+    import senet
+    from senet.train.checkpoint import save_weights
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig(model="cifar_resnet20").to_dict()))
+    save_weights(senet.models.create_model("cifar_resnet20"), run / "model.safetensors")
+    err = _one_line_error(capsys, main(["eval", "--checkpoint", str(run), "--model", "resnet56", "--test-subset", "10",
+                                        "--device", "cpu"]))  # fmt: skip
+    assert "holds a run of cifar_resnet20, not cifar_resnet56; give --model cifar_resnet20" in err, err
+
+
+@pytest.mark.parametrize("command", ["eval", "analyze"])
+def test_an_unreadable_image_is_one_line_naming_no_flag_the_command_lacks(tmp_path, capsys, command):
+    """A corrupt image decoded in a DataLoader worker once printed the worker's whole traceback as the message,
+    ending in a hint at --skip-corrupt, which eval and analyze do not have."""
+    import numpy as np
+    from PIL import Image
+
+    import senet
+    from senet.data import CIFAR10_CLASSES
+
+    for split in ("train", "val"):
+        for name in CIFAR10_CLASSES:
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "data" / split / name / f"{i}.png")
+    for i in range(2):
+        (tmp_path / "data" / "val" / "cat" / f"{i}.png").write_bytes(b"not an image")
+    torch.save(senet.models.create_model("se_cifar_resnet20").state_dict(), tmp_path / "w.pth")
+    argv = [command, "--model", "se_cifar_resnet20", "--weights", str(tmp_path / "w.pth"), "--dataset",
+            str(tmp_path / "data"), "--workers", "1", "--device", "cpu", "--no-progress"]  # fmt: skip
+    if command == "analyze":
+        argv += ["--per-class", "2", "--out", str(tmp_path / "out")]
+    err = _one_line_error(capsys, main(argv))
+    assert "cannot decode image" in err and "cat" in err and "skip" not in err and "Original" not in err, err

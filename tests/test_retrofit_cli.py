@@ -92,3 +92,20 @@ def test_a_model_with_se_already_is_refused(tmp_path):
     torch.save(se.state_dict(), tmp_path / "se.pth")
     code, _, err = cli("retrofit", "--model", "se_resnet18", "--weights", tmp_path / "se.pth", "--out", tmp_path / "o")
     assert code == 2 and err.count("\n") == 1 and "attention" in err, err
+
+
+@pytest.mark.parametrize("held", ["run", "input"])
+def test_force_never_replaces_a_training_run_or_the_checkpoint_it_reads(tmp_path, legacy_checkpoint, held):
+    out = tmp_path / "out"
+    out.mkdir()
+    if held == "run":  # a folder as `senet train` left it
+        weights = legacy_checkpoint[1]
+        (out / "config.json").write_text(json.dumps({"model": "resnet18", "epochs": 3}))
+        (out / "notes.txt").write_text("mine")
+    else:  # the checkpoint lies in the folder --force would replace
+        weights = out / "resnet18.pth"
+        weights.write_bytes(legacy_checkpoint[1].read_bytes())
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code, _, err = cli("retrofit", "--model", "resnet18", "--weights", weights, "--out", out, "--force")
+    assert code == 2 and err.count("\n") == 1 and "give another --out" in err, err
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}

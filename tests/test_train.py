@@ -413,3 +413,14 @@ def test_the_first_line_says_how_many_images_an_epoch_uses_when_not_all(tmp_path
     assert _train(tmp_path / "b", "--epochs", "2") == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "2 epochs, batch 25" in first and "an epoch trains on" not in first
+
+
+def test_the_summarys_images_per_second_is_all_images_over_all_seconds():
+    """A slow first epoch (warm-up) and a fast second: once the mean of the rates, 'after 2 epochs (14 s, 40 img/s)'
+    for 200 images, where 14 img/s is what the run did."""
+    from senet.train.run import training_throughput
+
+    history = [{"train_images": 100, "train_seconds": 12.0, "train_images_per_second": 100 / 12},
+               {"train_images": 100, "train_seconds": 2.0, "train_images_per_second": 50.0}]  # fmt: skip
+    assert training_throughput(history) == pytest.approx(200 / 14)
+    assert training_throughput([{"train_images_per_second": 8.0}, {"train_images_per_second": 12.0}]) == 10.0

@@ -28,6 +28,9 @@ from .gates import UNBOUNDED_RANGE, GateSource, channel_gate, find_gates, satura
 from .stats import BlockExcitations, Excitations
 
 DEFAULT_BINS = 50
+# A block's histogram is one int64 per bin; the figures and the JSON draw and write every bin. Gates are
+# sigmoid outputs; 10,000 bins already resolve 1e-4 of their range.
+MAX_BINS = 10_000
 SATURATION = 0.01  # a gate within 1% of the range's ends counts as saturated (> 0.99 or < 0.01 for sigma)
 
 
@@ -170,8 +173,8 @@ class ExcitationRecorder:
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-            raise ValueError(f"bins must be a positive integer, got {bins!r}")
+        if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
+            raise ValueError(f"bins must be a positive integer of at most {MAX_BINS:,}, got {bins!r}")
         if not (isinstance(saturation, (int, float)) and 0 <= saturation < 0.5):
             raise ValueError(f"saturation must be a share of the gate range in [0, 0.5), got {saturation!r}")
         if value_range is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,6 +24,11 @@ SUITES: dict[str, str] = dict(zip(BENCH_SUITES, ("se_block", "network", "engine"
 # Left out of `--suite all --quick`: compiling two ResNet-50s takes minutes at any input size.
 QUICK_SKIPS = ("compile",)
 BUSY = 0.1  # above this share of the CPUs used by other processes, a suite's timings are flagged
+
+
+def max_threads() -> int:
+    """The most threads a benchmark may use: the CPUs of this machine (and the default 2 on a 1-CPU one)."""
+    return max(os.cpu_count() or 1, 2)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class BenchOptions:
             raise ValueError(f"unknown suite {self.suite!r}; valid: {', '.join([*SUITES, 'all'])}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.threads > max_threads():  # thousands of threads crash the OpenMP runtime (a segmentation fault)
+            raise ValueError(f"threads must be at most {max_threads()} (this machine's CPUs; more only "
+                             f"oversubscribe them), got {self.threads}")  # fmt: skip
         if self.repeats is not None and self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
         if self.seed < 0:

@@ -20,6 +20,9 @@ _REWORDS: tuple[tuple[str | tuple[str, ...] | None, str, str], ...] = (
     ("bench", "device must be", "--device must be"),
     ("bench", "seed must be", "--seed must be"),
     (None, "; see `senet list` or senet.list_models()", "; see `senet list`"),
+    # an unreadable image of an image folder: eval and analyze read every image they are given (no --skip-corrupt)
+    (("eval", "analyze"), ", or skip unreadable images: skip_corrupt=True, or --skip-corrupt on the command line)",
+     ")"),
 )
 
 

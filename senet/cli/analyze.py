@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     source = _source(args)
     _positive(args, "per_class", "batch_size", "bins")
     from ..analysis.measures import MIN_PER_CLASS
+    from ..analysis.recorder import MAX_BINS
+
+    if args.bins > MAX_BINS:  # a histogram of every bin per block is kept, drawn and written
+        raise ValueError(f"--bins must be at most {MAX_BINS:,}, got {args.bins:,}")
 
     if args.per_class < MIN_PER_CLASS:  # before any work
         raise ValueError(f"--per-class {args.per_class}: one image per class gives no estimate of the variance within "

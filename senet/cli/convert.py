@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     model = _shaped_model(args.input, name, state, source, record.model_options if record else None)
     if source == OURS:  # declared, recorded or read from the keys: every key must then be the model's own
         _refuse_foreign_keys(state, model, name, args.input, declared=args.source == OURS, recorded=record is not None)
+        _refuse_missing_keys(state, model, name, args.input)
     ours = convert_state_dict(state, source, model=model)  # checks every key and shape
     converted = ours if args.to == OURS else convert_state_dict(ours, OURS, model=model, target=args.to)
     # The network the weights compute in: what the input records, else its publisher's (the keys do not say).
@@ -113,3 +114,17 @@ def _refuse_foreign_keys(state: dict[str, Any], model: Any, name: str, path: Pat
     why, fix = ("--source ours", "drop --source or give the right one") if declared else (
         "the file says its keys are ours, but", "give --source")
     raise ValueError(f"{why}: {found}{reading}; {fix}")
+
+
+def _refuse_missing_keys(state: dict[str, Any], model: Any, name: str, path: Path) -> None:
+    """Refuses a checkpoint in our keys that lacks keys of ``model``: the weights of another network (a shallower
+    one, or the plain twin of an SE network) that the output would name ``name``."""
+    from ..convert.naming import model_layout
+    from ..convert.prefixes import strip_prefixes
+
+    keys = set(strip_prefixes(state)[0])
+    missing = [k for k in model_layout(model)[2] if k not in keys and not k.endswith(".num_batches_tracked")]
+    if missing:
+        shown = ", ".join(repr(k) for k in missing[:3]) + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
+        raise ValueError(f"{path} does not fit model {name!r}: {len(missing)} of its keys are missing from the file "
+                         f"({shown}); give the --model the file belongs to")  # fmt: skip

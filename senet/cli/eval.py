@@ -66,7 +66,14 @@ def run(args: argparse.Namespace) -> int:
             run_dir = find_weights(source)[1]
         except FileNotFoundError:  # a `senet retrofit` output
             run_dir = None
-    recorded = read_run_config(run_dir).get("dataset") if run_dir is not None else None
+    config = read_run_config(run_dir) if run_dir is not None else {}
+    if args.model is not None and config.get("model") is not None:  # the run's network, not --model's, is scored
+        from ..models.registry import canonical_model_name, get_model_entry
+
+        wanted, held = (get_model_entry(canonical_model_name(n)).name for n in (args.model, config["model"]))
+        if wanted != held:
+            raise ValueError(f"{source} holds a run of {held}, not {wanted}; give --model {held}, or leave it out")
+    recorded = config.get("dataset")
     if recorded is not None and args.per_class is None and args.dataset in (None, recorded):
         m = evaluate_checkpoint(
             source, dataset=args.dataset, data_dir=args.data_dir, device=args.device,

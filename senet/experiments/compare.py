@@ -22,6 +22,7 @@ from torch import nn
 
 from .._plural import plural
 from ..data.provenance import data_line, data_record
+from ..factory import is_recorded_source
 from ..io import CONFIG_FILE, MODEL_FILE, atomic_write_text
 from ..models.registry import get_model_entry
 from ..retrofit.api import retrofit as insert
@@ -142,6 +143,7 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
     twins = {"plain": "none", attention: attention}
     retrofits = asked_retrofit or base.init_from is not None or recorded_retrofit(recorded)
     _check_twins(base, twins.values(), retrofit=retrofits)
+    _check_recorded_network(base)
     if base.force and dist.is_main_process():  # a report of the comparison being replaced would mislead
         for name in (REPORT, "compare.md", "curves.png"):
             (out / name).unlink(missing_ok=True)
@@ -149,6 +151,7 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
         write_marker(out / MARKER, {"attention": attention, "seeds": seeds, "config": base.to_dict(),
                                     "retrofit": retrofits})  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in twins}
+    recorded_network = base.init_from is not None and is_recorded_source(base.init_from)
     models: dict[str, nn.Module] = {}
     order = [(seed, name, attn) for seed in range(base.seed, base.seed + seeds) for name, attn in twins.items()]
     with discard_if_nothing_ran(out, MARKER, fresh=recorded is None and not base.resume):
@@ -156,6 +159,8 @@ def compare(base: TrainConfig, *, attention: str | None = None, seeds: int | Non
             # From trained weights (--init-from) the attention twin is the same network with the attention
             # retrofitted as the identity: both start at the checkpoint's accuracy.
             twin = {"attention": None, "retrofit": attn} if retrofits and attn != "none" else {"attention": attn}
+            if attn == "none" and recorded_network:  # a run records its network: no attention option may change it
+                twin = {"attention": None}
             cfg = dataclasses.replace(
                 base, **twin, seed=seed, data_order_seed=seed, out=str(out / f"{name}-seed{seed}")
             )
@@ -204,6 +209,21 @@ def _check_twins(base: TrainConfig, attentions: Iterable[str], *, retrofit: bool
         except (ValueError, TypeError) as e:
             how = "--retrofit" if retrofit and attn != "none" else "--attention"
             raise ValueError(f"{how} {attn} on {base.model}: {e}") from None
+
+
+def _check_recorded_network(base: TrainConfig) -> None:
+    """A run given to ``--init-from`` is its plain twin as it was trained, so it must be plain: the attention
+    twin retrofits attention into it (refused before the first twin trains, not after it)."""
+    if base.init_from is None or not is_recorded_source(base.init_from):
+        return
+    from ..factory import load_model
+    from ..retrofit.api import attention_modules
+
+    held = attention_modules(load_model(base.init_from))
+    if held:
+        raise ValueError(f"--init-from {base.init_from} holds a network with attention already ({len(held)} modules); "
+                         "the comparison fine-tunes a plain network plain and with attention retrofitted: give a "
+                         "plain one")  # fmt: skip
 
 
 def _recorded(out: Path) -> dict[str, Any] | None:

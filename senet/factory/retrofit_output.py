@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from ..io import MODEL_FILE, atomic_save_tensors, check_output_folder, replace_folder
 from ..models.registry import changed_options
 from ..retrofit.api import retrofit
 from ..retrofit.report import RetrofitReport
 from .load import load_model
-from .retrofitted import METADATA_KEY
+from .retrofitted import METADATA_KEY, retrofit_record
 
 
 def retrofit_checkpoint(
@@ -43,10 +44,12 @@ def retrofit_checkpoint(
         The retrofit report.
 
     Raises:
-        FileExistsError: If ``out`` holds files and ``force`` is not set (nothing is written).
+        FileExistsError: If ``out`` holds files and ``force`` is not set, or (with or without ``force``) holds a
+            ``senet train`` run or the checkpoint to read (nothing is written).
         ValueError: From loading or retrofitting (one line).
     """
     out = check_output_folder(out, force)
+    _refuse_replacing_inputs(out, weights)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"the folder {out.parent} does not exist")
     base = load_model(weights, model=model).train()
@@ -67,3 +70,19 @@ def retrofit_checkpoint(
         (staging / "retrofit.json").write_text(json.dumps({**record, "report": report.to_dict()}, indent=1))
         (staging / "report.md").write_text(report.format("markdown") + "\n")
     return report
+
+
+def _refuse_replacing_inputs(out: Path, weights: str | os.PathLike | bool) -> None:
+    """``force`` replaces an earlier output, never a training run nor the checkpoint being read (both would be
+    lost: the folder is replaced whole)."""
+    from ..train.rundir import describe_run, holds_run
+
+    if not out.is_dir():
+        return
+    if holds_run(out) and retrofit_record(out) is None:  # a retrofit output holds model.safetensors too
+        raise FileExistsError(f"{out} already holds {describe_run(out)} (of `senet train`); the retrofit needs a "
+                              "folder of its own: give another --out")  # fmt: skip
+    if isinstance(weights, (str, os.PathLike)) and Path(weights).expanduser().exists():
+        source, folder = Path(weights).expanduser().resolve(), out.resolve()
+        if source == folder or folder in source.parents:
+            raise FileExistsError(f"{out} holds the checkpoint to retrofit ({weights}); give another --out")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._plural import plural
 from ..utils.timing import format_duration, sync
 from .engine import AMP_DTYPES
 
@@ -119,7 +120,7 @@ def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int
         eager_s = None
         if requested is None and steps < MIN_STEPS:
             return CompileChoice(
-                False, f"eager: {steps} steps, too few for compiling to pay back (--compile to compile)"
+                False, f"eager: {plural(steps, 'step')}, too few for compiling to pay back (--compile to compile)"
             )
         if requested is None:
             probe = copy.deepcopy(model).train()

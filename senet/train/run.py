@@ -305,7 +305,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         "params": sum(p.numel() for p in model.parameters()),
         "macs": count_macs(model, data.input_size),
         "train_seconds": train_seconds,
-        "images_per_second": _mean([h["train_images_per_second"] for h in history]),
+        "images_per_second": training_throughput(history),
         "eval_images_per_second": final["images_per_second"],
         "input_size": list(data.input_size),
         "world_size": dist.world_size(),
@@ -381,6 +381,17 @@ def _skipped_images(data: DataBundle) -> list[str]:
     for loader in (data.train, data.test):
         files += getattr(getattr(loader, "dataset", None), "corrupt_files", [])
     return sorted(set(files))
+
+
+def training_throughput(history: list[dict[str, Any]]) -> float:
+    """Images per second over the whole training: every epoch's images over every epoch's seconds (the
+    ``train_seconds`` the summary prints beside it), not the mean of the epochs' rates, which a slow first
+    epoch (warm-up) and a fast second one put far from it. Histories of older versions, which did not record
+    the images of an epoch, give the mean of the rates."""
+    if history and all("train_images" in h and "train_seconds" in h for h in history):
+        seconds = sum(h["train_seconds"] for h in history)
+        return sum(h["train_images"] for h in history) / seconds if seconds > 0 else 0.0
+    return _mean([h["train_images_per_second"] for h in history])
 
 
 def _mean(values: list[float]) -> float:
