@@ -5,11 +5,15 @@ keyword arguments."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
+import senet
 from senet._plural import plural
 from senet._validation import close_matches
 from senet.analysis.data import AnalysisData, per_class_subset
@@ -213,3 +217,59 @@ def test_an_unreadable_image_is_one_line_naming_no_flag_the_command_lacks(tmp_pa
         argv += ["--per-class", "2", "--out", str(tmp_path / "out")]
     err = _one_line_error(capsys, main(argv))
     assert "cannot decode image" in err and "cat" in err and "skip" not in err and "Original" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # a short CIFAR name misspelt suggests its network first
+        (["profile", "resnt20"], "unknown model 'resnt20'; did you mean cifar_resnet20,"),
+        # the library's argument named as the flag
+        (["demo", "--reduction", "nan"], "--reduction must be a positive finite number, got nan"),
+        (["profile", "cifar_resnet20", "--reduction", "inf"], "--reduction must be a positive finite number"),
+        # a key without its values is not an unknown key
+        (["ablate", "--model", "se_cifar_resnet20", "--vary", "reduction", "--out", "{tmp}/a"],
+         "--vary reduction needs its values: --vary reduction=V1,V2,..."),
+        # a missing checkpoint is missing, not a run without its data set
+        (["eval", "--checkpoint", "{tmp}/no-such-run"], "{tmp}/no-such-run does not exist"),
+        (["eval", "--checkpoint", "typo.pth"], "typo.pth does not exist"),
+        # an image folder that is a file
+        (["train", "--model", "cifar_resnet20", "--dataset", "{tmp}/a-file", "--out", "{tmp}/run"],
+         "image folder {tmp}/a-file is a file, not a folder"),
+        # sizes no memory holds: one line, not PyTorch's traceback
+        (["demo", "--channels", "99999999"], "out of memory (an allocation of"),
+    ],
+)  # fmt: skip
+def test_the_sweeps_last_findings_are_one_line_naming_the_right_thing(tmp_path, capsys, argv, expected):
+    (tmp_path / "a-file").write_text("not a folder")
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = _one_line_error(capsys, code)
+    assert expected.replace("{tmp}", str(tmp_path)) in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing made
+
+
+def test_retrofit_names_the_where_flag(tmp_path, capsys):
+    weights = tmp_path / "w.safetensors"
+    save_file(senet.create_model("resnet18").state_dict(), str(weights))
+    err = _one_line_error(capsys, main(["retrofit", "--model", "resnet18", "--weights", str(weights), "--where",
+                                        "nothing", "--out", str(tmp_path / "out")]))  # fmt: skip
+    assert "--where 'nothing' is neither a residual block" in err and "where: " not in err, err
+
+
+def test_sigterm_outside_a_run_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    """`timeout` or a scheduler stops an export with SIGTERM while its file is written: the temporary file goes,
+    one line, exit 143 (a training run has its own handler: it stops after a checkpoint)."""
+    real_trace = torch.jit.trace
+
+    def trace_then_sigterm(*args, **kwargs):
+        traced = real_trace(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return traced
+
+    monkeypatch.setattr(torch.jit, "trace", trace_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    code = main(["export", "--model", "cifar_resnet20", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert code == 143 and err == "senet: stopped by SIGTERM; nothing partial was left\n", err
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's, for its duration

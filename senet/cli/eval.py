@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 ORDER = 21
 
@@ -81,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         return _print_metrics(m, args.json)
     if args.dataset is None and recorded is None:
+        if args.pretrained is None and _missing_path(str(source)):  # a typo, not a file without its data set
+            raise FileNotFoundError(f"{source} does not exist")
         raise ValueError(f"{source} records no data set: give --dataset (cifar10, cifar100, an image folder, or an "
                          "ImageNet val/<wnid>/ folder)")  # fmt: skip
     _check_public_data(args)
@@ -90,6 +94,15 @@ def run(args: argparse.Namespace) -> int:
     if _imagenet_folder(args.dataset) and model.num_classes == 1000:
         return run_imagenet(args, model, device)
     return _run_on(args, model, device)
+
+
+def _missing_path(source: str) -> bool:
+    """Whether ``source`` names a file or folder (a path or a weights file's name) that does not exist."""
+    if "://" in source:
+        return False
+    path = Path(source).expanduser()
+    looks_like_a_path = os.sep in source or source.startswith((".", "~")) or bool(path.suffix)
+    return looks_like_a_path and not path.exists()
 
 
 def _source(args: argparse.Namespace) -> str | bool:

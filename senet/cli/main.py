@@ -10,7 +10,10 @@ import argparse
 import importlib
 import os
 import pkgutil
+import re
+import signal
 import sys
+import threading
 from typing import NoReturn
 
 from .. import __version__
@@ -19,6 +22,26 @@ from ._wording import cli_wording
 
 class UserError(Exception):
     """An error whose message is all the user needs (printed as one line, exit code 2)."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a training run (whose own handler stops it after a checkpoint): unwound like Ctrl-C, so
+    that a file being written (an export, a converted checkpoint) leaves no temporary file behind."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _out_of_memory(error: BaseException) -> str | None:
+    """The first line of an allocation failure (MemoryError, or PyTorch's on the CPU or a GPU), else None."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if not (isinstance(error, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    size = re.search(r"tried to allocate (\d+) bytes", text)  # PyTorch's CPU allocator names the size
+    return f"an allocation of {int(size.group(1)) / 2**30:,.1f} GiB failed" if size else text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. `senet profile --paper | head`
         sys.stderr.close()
         return 0
+    except _Terminated as stopped:
+        print("senet: stopped by SIGTERM; nothing partial was left", file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt as interrupted:  # a second Ctrl-C: nothing partial is left (docs/reliability.md)
         hint = getattr(interrupted, "resume_command", None)  # set by an experiment of several runs
         more = f"; the finished runs are kept; continue with: {hint}" if hint else ""
@@ -78,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"senet {args.command}: error: {cli_wording(args.command, str(e))}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as e:  # an allocation that cannot be made (a huge size or batch)
+        what = _out_of_memory(e)
+        if what is None or os.environ.get("SENET_DEBUG"):
+            raise
+        print(f"senet {args.command}: error: out of memory ({what}); try smaller sizes", file=sys.stderr)
+        return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

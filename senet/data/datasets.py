@@ -245,6 +245,8 @@ def _tensor_split(arrays: dict[str, np.ndarray], split: str) -> TensorSplit:
 
 
 def _load_folder(root: Path, *, image_size: int, skip_corrupt: bool) -> DataSplits:
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"image folder {root} is a file, not a folder ({_FOLDER_LAYOUT})")
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist ({_FOLDER_LAYOUT})")
     evaluation = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)

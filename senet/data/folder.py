@@ -56,6 +56,8 @@ def scan_image_folder(
         ValueError: If there are no class folders, a folder is not one of ``classes``, or no images.
     """
     root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"image folder {root} is a file, not a folder ({_LAYOUT})")
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist ({_LAYOUT})")
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -49,6 +49,8 @@ def parse_vary(text: str) -> Vary:
     """
     key, sep, rest = str(text).partition("=")
     key = key.strip().lower()
+    if not sep and key in VARY_KEYS:
+        raise ValueError(f"--vary {key} needs its values: --vary {key}=V1,V2,... (got {text!r})")
     if not sep or key not in VARY_KEYS:
         hint = did_you_mean(key, VARY_KEYS, n=2) if key else ""
         raise ValueError(f"--vary takes KEY=V1,V2,... with KEY one of {', '.join(VARY_KEYS)}; got {text!r}{hint}")

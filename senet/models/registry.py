@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from .._choices import PLACEMENTS
-from .._validation import did_you_mean
+from .._validation import close_matches, did_you_mean
 from ..layers.common import MAX_EXPANSION
 from ..layers.registry import AttentionSpec, get_attention
 from .base import label_attention
@@ -172,7 +172,10 @@ def get_model_entry(name: str) -> ModelEntry:
     """
     name = canonical_model_name(name)
     if name not in _MODELS:
-        hint = did_you_mean(name, sorted(_MODELS)) or "; see `senet list` or senet.list_models()"
+        aliases = model_aliases()  # a short CIFAR name ('resnt20' -> resnet20) suggests its registered network
+        close = close_matches(name, sorted({*_MODELS, *aliases}))
+        named = list(dict.fromkeys(aliases.get(c, c) for c in close))
+        hint = f"; did you mean {', '.join(named)}?" if named else "; see `senet list` or senet.list_models()"
         raise ValueError(f"unknown model {name!r}{hint}")
     return _MODELS[name]
 
