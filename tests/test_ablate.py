@@ -113,7 +113,7 @@ def test_ablate_runs_end_to_end_and_resumes_without_retraining_a_finished_settin
     ("args", "message"),
     [
         (["--vary", "depth=20,56"], "KEY one of reduction, squeeze, gate, placement, stages, attention"),
-        (["--vary", "reduction"], "--vary takes KEY=V1,V2"),
+        (["--vary", "reduction"], "--vary reduction needs its values: --vary reduction=V1,V2"),
         (["--vary", "reduction="], "comma-separated list of values"),
         (["--vary", "reduction=4,,8"], "without empty ones"),
         (["--vary", "reduction=nan,4"], "must be a positive number, got 'nan'"),

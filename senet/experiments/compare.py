@@ -22,9 +22,10 @@ from torch import nn
 
 from .._plural import plural
 from ..data.provenance import data_line, data_record
-from ..factory import is_recorded_source
+from ..factory import is_recorded_source, load_model
 from ..io import CONFIG_FILE, MODEL_FILE, atomic_write_text
 from ..models.registry import get_model_entry
+from ..retrofit.api import attention_modules
 from ..retrofit.api import retrofit as insert
 from ..train import distributed as dist
 from ..train.checkpoint import load_weights
@@ -216,9 +217,6 @@ def _check_recorded_network(base: TrainConfig) -> None:
     twin retrofits attention into it (refused before the first twin trains, not after it)."""
     if base.init_from is None or not is_recorded_source(base.init_from):
         return
-    from ..factory import load_model
-    from ..retrofit.api import attention_modules
-
     held = attention_modules(load_model(base.init_from))
     if held:
         raise ValueError(f"--init-from {base.init_from} holds a network with attention already ({len(held)} modules); "

@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from ..io import MODEL_FILE, atomic_save_tensors, check_output_folder, replace_folder
+from ..io import MODEL_FILE, atomic_save_tensors, check_output_folder, holds_run, replace_folder
 from ..models.registry import changed_options
 from ..retrofit.api import retrofit
 from ..retrofit.report import RetrofitReport
@@ -75,12 +75,10 @@ def retrofit_checkpoint(
 def _refuse_replacing_inputs(out: Path, weights: str | os.PathLike | bool) -> None:
     """``force`` replaces an earlier output, never a training run nor the checkpoint being read (both would be
     lost: the folder is replaced whole)."""
-    from ..train.rundir import describe_run, holds_run
-
     if not out.is_dir():
         return
     if holds_run(out) and retrofit_record(out) is None:  # a retrofit output holds model.safetensors too
-        raise FileExistsError(f"{out} already holds {describe_run(out)} (of `senet train`); the retrofit needs a "
+        raise FileExistsError(f"{out} already holds a training run (of `senet train`); the retrofit needs a "
                               "folder of its own: give another --out")  # fmt: skip
     if isinstance(weights, (str, os.PathLike)) and Path(weights).expanduser().exists():
         source, folder = Path(weights).expanduser().resolve(), out.resolve()

@@ -30,6 +30,12 @@ LATEST_FILE = "LATEST"
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 CHECKPOINT_FILES = (MODEL_FILE, STATE_FILE, META_FILE)  # what a complete checkpoint folder holds
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, MODEL_FILE, CHECKPOINTS_DIR, "tensorboard")  # a run's own
+
+
+def holds_run(out: Path) -> bool:
+    """Whether ``out`` holds (part of) a training run."""
+    return any((out / name).exists() for name in RUN_FILES)
 
 _NAME = re.compile(r"epoch_(\d{4,})(?:_step_(\d{6,}))?")
 

@@ -19,20 +19,18 @@ from pathlib import Path
 
 from .._plural import plural
 from ..io import (
-    CHECKPOINTS_DIR,
     CONFIG_FILE,
     META_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
+    RUN_FILES,
     SUMMARY_FILE,
     checkpoint_position,
+    holds_run,
     latest_checkpoint,
 )
 from . import distributed as dist
 from .checkpoint import describe_position
 from .config import RESUMABLE_OPTIONS, TrainConfig
 
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, MODEL_FILE, CHECKPOINTS_DIR, "tensorboard")
 RUNS_ROOT = Path("runs")
 # Options a resume takes from the command line when given (else the run's recorded ones).
 TAKEN_ON_RESUME = ("data_dir", "skip_corrupt", "save_every", "keep_checkpoints")
@@ -51,11 +49,6 @@ def newest_run_dir(stem: str, root: Path = RUNS_ROOT, marker: str = CONFIG_FILE)
     """The most recently started folder ``root/<stem>-*`` holding ``marker``, or ``None``."""
     runs = [p for p in root.glob(f"{stem}-*") if (p / marker).is_file()]
     return max(runs, key=lambda p: (p / marker).stat().st_mtime) if runs else None
-
-
-def holds_run(out: Path) -> bool:
-    """Whether ``out`` holds (part of) a training run."""
-    return any((out / name).exists() for name in RUN_FILES)
 
 
 def describe_run(out: Path) -> str:
