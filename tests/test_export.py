@@ -346,6 +346,20 @@ def test_cli_exports_and_verifies(tmp_path, capsys):
     assert torch.jit.load(str(out))(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+
+def test_cli_says_when_it_exports_random_weights(tmp_path, capsys):
+    """Without --weights the network is exported freshly initialised, and the output says so (issue 23: random
+    weights were exported without a word); with --weights it names what it loaded, and no note."""
+    argv = ["export", "--model", "cifar_resnet20", "--no-verify"]
+    assert main([*argv, str(tmp_path / "random.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: no --weights: cifar_resnet20 is exported with freshly initialised (random) weights" in printed
+    weights = tmp_path / "w.safetensors"
+    save_weights(senet.create_model("cifar_resnet20"), weights)
+    assert main([*argv, "--weights", str(weights), str(tmp_path / "trained.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert "loaded " in printed and "random" not in printed
+
 def _run_dir(root, model_name="se_cifar_resnet20", **config):
     """A run directory as ``senet train`` leaves it: config.json and model.safetensors (trained weights)."""
     run = root / "run"

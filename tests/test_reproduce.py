@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -135,6 +136,33 @@ def test_the_quick_protocol_end_to_end_then_a_resume_trains_nothing(tmp_path, mo
     _one_line_error(capsys, main(args), "already holds a finished reproduction", "--resume")
     _one_line_error(capsys, main([*args, "--resume", "--models", "resnet110"]), "the quick protocol has no network")
     _one_line_error(capsys, main(["reproduce", "cifar100", *args[2:], "--resume"]), "is the quick protocol on cifar10")
+
+
+def test_a_resumed_reproduction_reuses_the_step_times_it_measured(tmp_path, monkeypatch, capsys):
+    """A resume estimates from the step times its first start recorded, measuring nothing again (the quick
+    protocol once estimated 1.9 h, then 46.7 h on --resume: the network measured again on a busy machine)."""
+    measured = []
+
+    def fake_measure(cfgs, *, num_classes, device, small=False):
+        measured.append([c.model for c in cfgs])
+        return {c.model: StepTime(train=0.02 * len(measured), inference=0.005, batch=16) for c in cfgs}
+
+    def stop_in_the_first_run(cfg):  # the first run's folder is made, then the experiment stops
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        raise ValueError("stopped in the first run")
+
+    monkeypatch.setattr(estimate_module, "measure_step_times", fake_measure)
+    monkeypatch.setattr(grid_module, "fit", stop_in_the_first_run)
+    args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "1", *TINY, "--out", str(tmp_path / "q")]
+    estimates = []
+    for extra in ([], ["--resume"]):
+        assert main([*args, *extra]) == 2
+        printed = capsys.readouterr()
+        assert "stopped in the first run" in printed.err
+        (line,) = [x for x in printed.out.splitlines() if "run(s) to train; estimated" in x]
+        estimates.append(line)
+    assert measured == [["cifar_resnet20", "se_cifar_resnet20"]]  # once, by the first start
+    assert estimates[0] == estimates[1] and "cifar_resnet20 20.00 ms (batch 16)" in estimates[1]
 
 
 @pytest.mark.parametrize(

@@ -256,6 +256,31 @@ def test_eval_refuses_a_data_set_of_other_classes(sources, tmp_path):
     assert "cat, dog" in out.stderr and "airplane, automobile" in out.stderr
 
 
+FRUIT = ("apple", "banana", "cherry", "date", "elder", "fig", "grape", "hazel", "iris", "jujube")
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["cifar10-run-on-other-classes", "other-run-on-cifar10-classes"])
+def test_eval_refuses_a_data_set_of_as_many_other_classes(tmp_path, reverse):
+    """Ten classes, but not the run's: refused, naming both lists, in either direction (once the run was scored
+    on them, its accuracies printed under the other data set's class names). The class counts agree, so only
+    the names can tell. (The reverse direction's data set is a folder with CIFAR-10's class names: decoding
+    CIFAR-10 itself would take seconds.)"""
+    run_classes, data_classes = (FRUIT, CIFAR10_CLASSES) if reverse else (CIFAR10_CLASSES, FRUIT)
+    folder = tmp_path / "data"
+    for cls in data_classes:
+        (folder / cls).mkdir(parents=True)
+        _images(folder / cls, 1)
+    run = _run_folder(tmp_path / "run", senet.models.create_model("cifar_resnet20"), "cifar_resnet20")
+    if reverse:  # a run trained on an image folder of other classes
+        config = TrainConfig(model="cifar_resnet20", dataset=str(tmp_path / "fruit")).to_dict()
+        (run / "config.json").write_text(json.dumps(config))
+        (run / "summary.json").write_text(json.dumps({"classes": list(run_classes)}))
+    out = cli("eval", "--checkpoint", run, "--dataset", folder, "--device", "cpu")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "does not have the classes of" in out.stderr, out.stderr
+    assert "apple, banana" in out.stderr and "airplane, automobile" in out.stderr, out.stderr
+
+
 def test_eval_refuses_cifar100_for_a_cifar10_run_before_looking_for_its_archive(sources, tmp_path, monkeypatch):
     """CIFAR-100's class count is known from its name: a 10-class run is refused at once, naming both, and no
     download is tried (once the archive was downloaded, or its absence reported, before the classes were)."""
