@@ -395,6 +395,36 @@ def test_compile_trains_with_inductor(tmp_path, monkeypatch):
     torch._dynamo.reset()
 
 
+@pytest.mark.slow  # three Inductor compiles of a shortened network (the first cold): `make test-all`
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script_method.*:DeprecationWarning")  # raised inside Inductor
+def test_a_compiled_run_resumed_ends_bit_identical(tmp_path, monkeypatch):
+    """Compiled (--compile), a run stopped after epoch 1 and resumed compiles again and ends with the very
+    weights of the uninterrupted compiled run (issue 24: bit-identical in whatever mode is chosen)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor-cache"))  # see the test above
+    torch._dynamo.reset()
+    counters.clear()
+    monkeypatch.setattr(run_module, "build_model", lambda cfg, num_classes, **kw: create_model(
+        cfg.model, num_classes=num_classes, layers=(1, 1, 1), drop_rate=cfg.drop_rate))  # fmt: skip
+    args = ("--epochs", "2", "--drop-rate", "0.3", "--model", "se_cifar_resnet20", "--compile")
+    straight = _state_at_each_epoch(monkeypatch)
+    assert _train(tmp_path / "straight", *args) == 0 and len(straight) == 2
+    assert counters["inductor"], "the run did not compile"
+    _state_at_each_epoch(monkeypatch, stop_after=1)
+    assert _train(tmp_path / "resumed", *args) == 130  # Ctrl-C at the start of epoch 2
+    resumed = _state_at_each_epoch(monkeypatch)
+    assert _train(tmp_path / "resumed", *args, "--resume") == 0
+    assert len(resumed) == 1, "the resumed run trained epoch 1 again"
+    assert_same_state(resumed[0], straight[1])
+    for run in ("straight", "resumed"):
+        assert json.loads((tmp_path / run / "config.json").read_text())["compile"] is True
+    a, b = ((tmp_path / run / "model.safetensors").read_bytes() for run in ("straight", "resumed"))
+    assert a == b, "the resumed compiled run's final weights differ from the uninterrupted compiled run's"
+    torch._dynamo.reset()
+
+
 def test_fp16_on_cpu_is_refused_with_one_line(tmp_path, capsys):
     assert _train(tmp_path / "fp16", "--epochs", "1", "--amp", "fp16") == 2
     err = capsys.readouterr().err

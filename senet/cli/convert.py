@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
 def _shaped_model(path: Path, name: str, state: dict[str, Any], source: str, options: dict[str, Any] | None) -> Any:
     """``name`` as the weights were trained (on the meta device: shapes only): a run's own architecture and
     class count, or, for a file in our keys, the class count its classifier holds; else ``name`` itself."""
-
     from ..convert import OURS
     from ..convert.prefixes import strip_prefixes
     from ..factory.runs import build_run_model, read_run_config
