@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .._plural import plural
 from ..data import ImageFolder, ResizeCenterCrop, TensorSplit, balanced_subset, list_datasets, load_dataset, normalize
-from ..data.loaders import worker_message
+from ..data.loaders import worker_batches
 from ..pretrained import imagenet_classes
 
 _WNID = re.compile(r"n\d{8}")
@@ -67,14 +67,7 @@ class AnalysisData:
                      for i in range(0, len(self.split), batch_size))  # fmt: skip
         else:
             parts = torch.utils.data.DataLoader(self.split, batch_size=batch_size, num_workers=workers)
-        parts = iter(parts)
-        while True:
-            try:
-                images, labels = next(parts)
-            except StopIteration:
-                return
-            except (ValueError, OSError) as e:  # a worker's error arrives with the worker's traceback inside
-                raise type(e)(worker_message(e)) from None
+        for images, labels in worker_batches(parts):
             images = images.to(device, non_blocking=True)
             images = images.flip(1) if self.bgr else images  # the file's RGB -> the network's BGR
             yield normalize(images, mean, std), labels.to(device, non_blocking=True)

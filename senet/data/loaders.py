@@ -16,7 +16,7 @@ uninterrupted pass, without loading the skipped ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader
@@ -229,14 +229,7 @@ class FolderLoader:
         return iter(self)
 
     def __iter__(self) -> Iterator[Batch]:
-        batches = iter(self.loader)
-        while True:
-            try:
-                images, labels = next(batches)
-            except StopIteration:
-                return
-            except (ValueError, OSError) as e:  # a worker's error arrives with the worker's traceback inside
-                raise type(e)(worker_message(e)) from None
+        for images, labels in worker_batches(self.loader):
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             yield normalize(images, self.mean, self.std, channels_last=self.channels_last), labels
@@ -245,6 +238,20 @@ class FolderLoader:
 def _check_start(start_batch: int, batches: int) -> None:
     if not 0 <= start_batch <= batches:
         raise ValueError(f"start_batch must be in [0, {batches}] (the batches of an epoch), got {start_batch}")
+
+
+def worker_batches(loader: Iterable[Batch]) -> Iterator[Batch]:
+    """The batches of ``loader``; an error raised in a ``DataLoader`` worker arrives with its own message
+    (``worker_message``), not with the worker's whole traceback inside it."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (ValueError, OSError) as e:
+            raise type(e)(worker_message(e)) from None
+        yield batch
 
 
 def worker_message(error: BaseException) -> str:
