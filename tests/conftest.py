@@ -60,12 +60,24 @@ def pytest_configure(config):
     wait for the first's copy, not decode again), and so is the two-process reference run."""
     if hasattr(config, "workerinput"):  # an xdist worker: SENET_CACHE came from the controller
         return
+    _check_xdist_groups(config)
     setattr(config, _SAVED_CACHE, os.environ.get("SENET_CACHE"))
     root = Path(tempfile.mkdtemp(prefix="senet-test-"))
     (root / "cache").mkdir()
     (root / "shared").mkdir()
     os.environ["SENET_CACHE"] = str(root / "cache")
     os.environ[SHARED] = str(root / "shared")
+
+
+def _check_xdist_groups(config) -> None:
+    """xdist_group keeps the float64 checks of the big networks apart (two at once exhaust 24 GB) and the tests
+    that share a costly fixture together. pytest-xdist 3.8 marks a test's group in ``item._nodeid``, which
+    pytest 9 no longer reads (the groups then silently vanish): stop before running without them."""
+    from _pytest import nodes
+
+    if config.getoption("dist", "no") == "loadgroup" and "_nodeid" not in getattr(nodes.Node, "__slots__", ()):
+        raise pytest.UsageError(f"pytest {pytest.__version__} ignores pytest-xdist's test groups (--dist loadgroup): "
+                                "install the versions pyproject.toml names (pytest < 9)")
 
 
 def pytest_unconfigure(config):
@@ -146,9 +158,7 @@ LONG_FIRST = (
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's own, which appends "@<group>" to a grouped test's id
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: not any(name in item.nodeid for name in LONG_FIRST))  # stable: order kept within
-    # xdist_group keeps the float64 checks of the big networks apart (two at once exhaust 24 GB) and the tests
-    # that share a costly fixture together. pytest-xdist 3.8 marks a group in the test's id, which pytest 9
-    # ignores (the groups then silently vanish): stop rather than run without them.
+    # The same check, on what the worker sees: a grouped test whose id does not carry its group.
     if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
         ungrouped = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
         if ungrouped:
