@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    # SIGTERM unwinds like Ctrl-C (from the main thread, over a handler Python can put back afterwards).
+    own = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is not None
+    previous = signal.signal(signal.SIGTERM, _terminate) if own else None
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. `senet profile --paper | head`
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"senet {args.command}: error: out of memory ({what}); try smaller sizes", file=sys.stderr)
         return 2
     finally:
-        if main_thread:
+        if own:
             signal.signal(signal.SIGTERM, previous)
 
 
