@@ -25,7 +25,7 @@ import torch
 from .._subsets import check_subset_size
 from .cifar import fetch_cifar_archive, find_cifar_archive, read_cifar_archive
 from .embedded_cifar10 import load_embedded_cifar10
-from .folder import ImageFolder
+from .folder import ImageFolder, require_folder
 from .loaders import FolderLoader, TensorLoader
 from .provenance import EMBEDDED_SOURCE
 from .sampling import balanced_subset
@@ -245,10 +245,7 @@ def _tensor_split(arrays: dict[str, np.ndarray], split: str) -> TensorSplit:
 
 
 def _load_folder(root: Path, *, image_size: int, skip_corrupt: bool) -> DataSplits:
-    if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"image folder {root} is a file, not a folder ({_FOLDER_LAYOUT})")
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist ({_FOLDER_LAYOUT})")
+    require_folder(root, _FOLDER_LAYOUT)
     evaluation = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
     if not (root / "train").is_dir() or evaluation is None:
         missing = "train/" if not (root / "train").is_dir() else "val/"

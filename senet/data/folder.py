@@ -38,6 +38,19 @@ def image_extensions() -> frozenset[str]:
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
+def require_folder(root: Path, layout: str) -> None:
+    """Refuses an image folder ``root`` that is a file or does not exist, in one line ending with ``layout``.
+
+    Raises:
+        NotADirectoryError: If ``root`` is a file.
+        FileNotFoundError: If ``root`` does not exist.
+    """
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"image folder {root} is a file, not a folder ({layout})")
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist ({layout})")
+
+
 def scan_image_folder(
     root: str | os.PathLike, classes: tuple[str, ...] | None = None
 ) -> tuple[tuple[str, ...], list[tuple[str, int]]]:
@@ -56,10 +69,7 @@ def scan_image_folder(
         ValueError: If there are no class folders, a folder is not one of ``classes``, or no images.
     """
     root = Path(root).expanduser()
-    if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"image folder {root} is a file, not a folder ({_LAYOUT})")
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist ({_LAYOUT})")
+    require_folder(root, _LAYOUT)
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise ValueError(f"image folder {root} has no class folders ({_LAYOUT})")

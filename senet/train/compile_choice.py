@@ -15,8 +15,8 @@ CIFAR ResNets at batch 128 on 2-core AMD CPUs, by network and by day: docs/bench
   ``experiment_mode``) decide without measuring; where Inductor cannot work (no C++
   compiler, an unsupported platform) the run falls back to eager mode with one line, never a traceback.
 
-The choice is recorded in the run's configuration, so a resumed run continues in the same mode (that a
-resumed run ends bit-identical to an uninterrupted one is tested in eager mode).
+The choice is recorded in the run's configuration, so a resumed run continues in the same mode and ends
+bit-identical to an uninterrupted one (tested eagerly and, in the slow tier, compiled).
 """
 
 from __future__ import annotations
