@@ -187,14 +187,27 @@ def test_scale_residual_float32_is_accurate(relu):
     assert max(_float32_errors(fn, [u, s, x], [], torch.randn(2, 16, 8, 8).double())) < F32_TOL
 
 
+# The paper's ReLU and sigmoid take the hand-written backward of the excitation; any other parameter-free
+# pair the nested autograd call; without biases both skip b1 and b2.
+_EXCITATIONS = {
+    "paper": {},
+    "other": {"activation": "silu", "gate": "hard_sigmoid"},
+    "paper, no bias": {"bias": False},
+}
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("train", [True, False])
-def test_fused_bn_scale_residual_relu_for_every_dims(dims, train):
+@pytest.mark.parametrize("excitation", list(_EXCITATIONS))
+def test_fused_bn_scale_residual_relu_for_every_dims(dims, train, excitation):
     torch.manual_seed(dims)
     bn = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dims](6).double().train(train)
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 1.5)
-    se = SqueezeExcite(6, hidden=3, dims=dims).double()
+    se = SqueezeExcite(6, hidden=3, dims=dims, **_EXCITATIONS[excitation]).double()
+    if excitation != "paper, no bias":
+        with torch.no_grad():  # biases away from 0, so that some hidden units are off (the ReLU's mask counts)
+            se.fc1.bias.uniform_(-1.0, 1.0), se.fc2.bias.uniform_(-1.0, 1.0)
     bn_ref, se_ref = copy.deepcopy(bn), copy.deepcopy(se)
     shape = (3, 6) + (4,) * dims
     c, shortcut, grad = torch.randn(shape).double(), torch.randn(shape).double(), torch.randn(shape).double()
@@ -268,3 +281,37 @@ def test_compiled_se_resnet_has_no_graph_break():
     explanation = torch._dynamo.explain(model)(torch.randn(2, 3, 32, 32))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
+
+
+def test_fused_block_under_bf16_autocast_is_as_accurate_as_the_textbook_block():
+    """Under CPU bf16 autocast (``senet train --amp bf16``) the convolution's output c arrives in bf16 and the
+    SE MLP's GEMMs run in bf16; the fused function's hand-written backward then works in float32. Both paths
+    are measured against the float64 block: bf16's 8-bit mantissa makes each a few 1e-3 off, so the test asks
+    the fused path to be no worse than twice the textbook path's error (plus 1e-3 of slack), not a fixed
+    tolerance that a CPU's summation order could cross."""
+    torch.manual_seed(0)
+    bn, se = nn.BatchNorm2d(16).train(), SqueezeExcite(16, hidden=4)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(0.5, 1.0), se.fc1.bias.uniform_(-1, 1)
+    c = torch.randn(8, 16, 6, 6).bfloat16().float()  # exactly representable in bf16
+    shortcut, grad = torch.rand(8, 16, 6, 6) + 0.5, torch.randn(8, 16, 6, 6)  # sums kept away from the ReLU's kink
+
+    def run(fused: bool, dtype: torch.dtype | None):
+        b, s = copy.deepcopy(bn), copy.deepcopy(se)
+        inputs = [c.clone(), shortcut.clone()]
+        if dtype is None:
+            b, s, inputs = b.double(), s.double(), [t.double() for t in inputs]
+        else:
+            inputs[0] = inputs[0].to(dtype)
+        inputs = [t.requires_grad_() for t in inputs]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+            y = bn_scale_residual_relu(inputs[0], b, s, inputs[1]) if fused else torch.relu(inputs[1] + s(b(inputs[0])))
+        (y.double() * grad.double()).sum().backward()
+        return [y.double()] + [t.grad.double() for t in inputs + list(b.parameters()) + list(s.parameters())]
+
+    exact = run(False, None)
+    for name, fast, textbook, ref in zip(["y", "dc", "dshortcut", "dgamma", "dbeta", "dW1", "db1", "dW2", "db2"],
+                                         run(True, torch.bfloat16), run(False, torch.bfloat16), exact, strict=True):
+        scale = ref.abs().max().item()
+        fast_error, textbook_error = ((t - ref).abs().max().item() / scale for t in (fast, textbook))
+        assert fast_error <= 2 * textbook_error + 1e-3, (name, fast_error, textbook_error)

@@ -105,6 +105,8 @@ def test_the_command_line_names_its_flags():
          "--test-subset 20000: a subset of 20,000 images is more than the 10,000"),
         (["compare", "--model", "resnet20", "--subset", "5", "--out", "{folder}"], "--subset 5: "),
         (["train", "--model", "resnet20", "--out", "{file}"], "--out {file} is a file, not a folder"),
+        (["train", "--model", "resnet20", "--image-size", "64", "--out", "{folder}"],
+         "--image-size is the crop of image folders: CIFAR's images are 32 x 32, got 64"),
         (["bench", "--threads", "0", "--out", "{file}"], "--threads must be >= 1"),
         (["bench", "--seed", "-1", "--out", "{file}"], "--seed must be >= 0, got -1"),
         (["bench", "--suite", "se", "--out", "{file}"], "it is a file, not a folder"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .common import check_input
 from .squeeze_excite import spatial_size
@@ -74,6 +75,35 @@ class _BatchNormStash(torch.autograd.Function):
         return grad_c, grad_w, grad_b, None, None, None, None, None, None
 
 
+def _excite_forward(total: Tensor, area: int, w1: Tensor, b1: Tensor | None, w2: Tensor,
+                    b2: Tensor | None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """s = sigmoid(W2 delta(W1 z + b1) + b2) with z = total / area (Eq. 3 of the paper); returns s and the
+    hidden activations delta(...), which the hand-written backward needs."""
+    scale = 1.0 / max(area, 1)
+    pre = torch.mm(total, w1.t()) * scale if b1 is None else torch.addmm(b1, total, w1.t(), alpha=scale)
+    hidden = pre.relu_()
+    return torch.sigmoid(F.linear(hidden, w2, b2)), hidden
+
+
+def _excite_backward(grad_s: Tensor, s: Tensor, area: int, total: Tensor, w1: Tensor, b1: Tensor | None,
+                     w2: Tensor, b2: Tensor | None, hidden: Tensor) -> tuple[Tensor | None, ...]:  # fmt: skip
+    """The gradients of ``_excite_forward`` for (total, W1, b1, W2, b2), written out: a dozen (N, C)-sized
+    operations instead of a nested autograd call, whose set-up cost more than the arithmetic in the
+    narrow CIFAR bottlenecks (1 to 4 hidden units)."""
+    scale = 1.0 / max(area, 1)
+    # Under autocast the sums and the small GEMMs ran in bf16/fp16: the backward runs in grad_s's float32.
+    s, hidden, total_in = s.to(grad_s.dtype), hidden.to(grad_s.dtype), total
+    total = total.to(grad_s.dtype)
+    d_pre2 = grad_s * s * (1.0 - s)  # through the sigmoid, (N, C)
+    d_hidden = torch.mm(d_pre2, w2).mul_(hidden > 0)  # through W2 and the ReLU, (N, C/r)
+    d_w2 = torch.mm(d_pre2.t(), hidden)
+    d_w1 = torch.mm(d_hidden.t(), total).mul_(scale)
+    d_total = torch.mm(d_hidden, w1).mul_(scale).to(total_in.dtype)
+    d_b1 = d_hidden.sum(0) if b1 is not None else None
+    d_b2 = d_pre2.sum(0) if b2 is not None else None
+    return d_total, d_w1, d_b1, d_w2, d_b2
+
+
 class _SqueezeScaleResidualReLU(torch.autograd.Function):
     """y = relu(x' + s * u) with s = SE(u), saving only s and y; u is rebuilt from the BatchNorm ``stash``.
 
@@ -94,9 +124,12 @@ class _SqueezeScaleResidualReLU(torch.autograd.Function):
         buffer = torch.mul(g, st["c"])
         gc_sum = buffer.sum(dims)  # (N, C)
         grad_s = st["weight"] * st["invstd"] * (gc_sum - st["mean"] * g_sum) + st["bias"] * g_sum
-        wanted = [leaf for leaf in leaves if leaf is not None]
-        grads = iter(torch.autograd.grad(gate, wanted, grad_s, retain_graph=True))  # small; freed with ctx
-        d_total, d_w1, d_b1, d_w2, d_b2 = (next(grads) if leaf is not None else None for leaf in leaves)
+        if gate is None:  # the paper's ReLU and sigmoid: the MLP's gradients by hand
+            d_total, d_w1, d_b1, d_w2, d_b2 = _excite_backward(grad_s, s, ctx.area, *leaves)
+        else:  # another parameter-free nonlinearity: the small graph's own backward
+            wanted = [leaf for leaf in leaves if leaf is not None]
+            grads = iter(torch.autograd.grad(gate, wanted, grad_s, retain_graph=True))  # small; freed with ctx
+            d_total, d_w1, d_b1, d_w2, d_b2 = (next(grads) if leaf is not None else None for leaf in leaves)
         grad_u = torch.addcmul(_gate4d(d_total, g), g, _gate4d(s, g), out=buffer)  # d(sum u)/du = 1
         return grad_u, g, d_w1, d_b1, d_w2, d_b2, None, None
 
@@ -104,13 +137,25 @@ class _SqueezeScaleResidualReLU(torch.autograd.Function):
     def forward(ctx, u, shortcut, w1, b1, w2, b2, se, stash):  # noqa: ANN001
         dims = list(range(2, u.dim()))
         ctx.area = spatial_size(u, dims)
-        with torch.enable_grad():  # a small graph of its own: sums (N, C) -> gate (N, C)
-            leaves = [t.detach().requires_grad_() if t is not None else None for t in (u.sum(dims), w1, b1, w2, b2)]
-            gate = se.excite_sum_with(leaves[0], ctx.area, *leaves[1:])
-        s = gate.detach()
+        total = u.sum(dims)
+        if type(se.act) is nn.ReLU and type(se.gate) is nn.Sigmoid:
+            gate, s, hidden = None, *_excite_forward(total, ctx.area, w1, b1, w2, b2)
+            leaves = (total, w1, b1, w2, b2, hidden)
+        else:
+            with torch.enable_grad():  # a small graph of its own: sums (N, C) -> gate (N, C)
+                leaves = [t.detach().requires_grad_() if t is not None else None for t in (total, w1, b1, w2, b2)]
+                gate = se.excite_sum_with(leaves[0], ctx.area, *leaves[1:])
+            s = gate.detach()
         if se.record_gate:
             se.last_gate = s
-        y = torch.addcmul(shortcut, u, _gate4d(s, u)).relu_()
+        # u = BN(c) is not needed after this (the backward rebuilds what it needs of it from the stash), so y
+        # is written over it: no fresh full-size tensor per block. Not under autocast, where u may be bf16 and
+        # the sum with a float32 shortcut is float32.
+        if u.dtype == shortcut.dtype == s.dtype:
+            ctx.mark_dirty(u)
+            y = torch.addcmul(shortcut, u, _gate4d(s, u), out=u).relu_()
+        else:
+            y = torch.addcmul(shortcut, u, _gate4d(s, u)).relu_()
         ctx.save_for_backward(s, y)
         ctx.stash, ctx.mlp = stash, (gate, leaves)
         return y

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from .._subsets import check_named_subsets
 from ..layers.registry import get_attention
 from ..models.registry import get_model_entry
-from .recipes import default_recipe, get_recipe
+from .recipes import CIFAR_DATASETS, default_recipe, get_recipe
 
 # Options a resumed run may change: where and how it runs, not what it computes (--epochs is checked apart).
 RESUMABLE_OPTIONS = frozenset(
@@ -159,8 +159,8 @@ class TrainConfig:
         recipe = get_recipe(recipe_name)
         values = {k: (getattr(self, k) if getattr(self, k) is not None else v) for k, v in recipe.items()}
         cfg = dataclasses.replace(self, recipe=recipe_name, **values)
-        if cfg.image_size is None:
-            cfg.image_size = 224
+        if cfg.image_size is None:  # what the run's images are: CIFAR's own 32 x 32, a folder's crop
+            cfg.image_size = 32 if str(cfg.dataset).lower() in CIFAR_DATASETS else 224
         if cfg.data_order_seed is None:
             cfg.data_order_seed = cfg.seed
         if cfg.workers is None:
@@ -215,6 +215,8 @@ class TrainConfig:
             raise bad("milestones", "must be increasing fractions of training in (0, 1), e.g. 0.5 0.75")
         if self.image_size < MIN_IMAGE_SIZE:
             raise bad("image_size", f"must be at least {MIN_IMAGE_SIZE} (the smallest input the models take)")
+        if "image_size" in self.given and str(self.dataset).lower() in CIFAR_DATASETS and self.image_size != 32:
+            raise bad("image_size", "is the crop of image folders: CIFAR's images are 32 x 32")
         if self.workers < 0:
             raise bad("workers", "must be >= 0")
         if self.seed < 0:
