@@ -65,6 +65,15 @@ def test_patterns_select_pairs_by_either_name_and_alias():
         select_pairs(["resnet50", "resnt20"])
 
 
+def test_training_batches_are_per_input_size():
+    cifar, imagenet = select_pairs(["se_cifar_resnet20", "se_resnet50"])
+    full, quick = zoo_measure.settings(), zoo_measure.settings(quick=True)
+    assert (zoo_measure.training_batch(cifar, full), zoo_measure.training_batch(imagenet, full)) == (64, 8)
+    assert (zoo_measure.training_batch(cifar, quick), zoo_measure.training_batch(imagenet, quick)) == (2, 2)
+    three = zoo_measure.settings(repeats=3)
+    assert three["inference_repeats"] == three["training_repeats"] == 3
+
+
 def test_cost_is_the_profilers_with_and_without_se():
     # The paper's network at 224 px on the meta device: SE-ResNet-50 28.09 M parameters, 3.87 GMACs (Table 2).
     cost = zoo_measure.measure_cost(*select_pairs(["se_resnet50"]))
@@ -90,7 +99,7 @@ def test_quick_run_records_resnet20_and_writes_the_table(tmp_path, capsys):
     assert m["cost"]["plain"]["macs"] == 40_551_040 and m["cost"]["se"]["macs"] == 40_725_088
     assert m["latency"]["batch"] == 1 and m["training"]["batch"] == 2
     for kind in ("latency", "training"):
-        assert {"measured", "code"} <= set(m[kind]) and len(m[kind]["times"]["se"]["samples"]) == 1
+        assert {"measured", "code", "other_cpu_load"} <= set(m[kind]) and len(m[kind]["times"]["se"]["samples"]) == 1
         assert m[kind]["se_over_plain"]["value"] > 0
     markdown = (tmp_path / "zoo.md").read_text()
     assert (tmp_path / "docs" / "zoo.md").read_text() == markdown
@@ -112,7 +121,7 @@ def test_the_ratios_are_se_over_plain_of_the_stored_medians():
     record = {"fingerprint": {"threads": 2}, "settings": {}, "networks": {"se_resnet50": {
         "plain": "resnet50", "family": "ResNet", "input_size": [3, 224, 224], "measurements": {
             "cost": {"plain": {"params": 1_000_000, "macs": 2_000_000}, "se": {"params": 1_100_000, "macs": 2_010_000}},
-            "latency": _timing(0.040, 0.050, 1),
+            "latency": {**_timing(0.040, 0.050, 1), "other_cpu_load": 0.5},
             "training": _timing(0.800, 1.000, 8),
             "training_compiled": _timing(0.500, 0.550, 8),
         }}}}  # fmt: skip
@@ -126,6 +135,7 @@ def test_the_ratios_are_se_over_plain_of_the_stored_medians():
     assert cells[9:11] == [MISSING, MISSING]  # compiled latency: not in the record
     assert cells[11:] == ["16.0 / 14.5", "1.100"]
     assert "CIFAR networks" not in markdown and "## ImageNet networks" in markdown
+    assert "WARNING: other processes used more than 10% of the CPUs during 1 timing (se_resnet50 latency)" in markdown
 
 
 def _counting(monkeypatch) -> dict[str, int]:

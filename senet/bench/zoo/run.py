@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from ...io import atomic_write_text
 from ...utils.allocator import tune_cpu_allocator
-from ..environment import code_version, machine_info
+from ..environment import CpuMonitor, code_version, machine_info
 from ..report import check_writable
-from ..runner import check_run_settings
+from ..runner import BUSY, check_run_settings
 from . import measure
 from .pairs import ZooPair, select_pairs
 from .record import RECORD_FILE, ZooRecord, fingerprint
@@ -183,7 +183,9 @@ def _measure_all(
             built = None  # the previous pair's networks are freed before the next ones are built
             built = ((pair.name, compiled), measure.build_pair(pair, device, seed))
         timing = measure.measure_latency if kind.startswith("latency") else measure.measure_training
-        yield pair, kind, timing(pair, built[1], cfg, device, compiled=compiled, seed=seed)
+        monitor = CpuMonitor().start()
+        value = timing(pair, built[1], cfg, device, compiled=compiled, seed=seed)
+        yield pair, kind, {**value, "other_cpu_load": monitor.stop()}  # a busy machine spoils the timing
 
 
 def _summary(value: dict[str, Any]) -> str:
@@ -193,7 +195,10 @@ def _summary(value: dict[str, Any]) -> str:
     plain, se = (value["times"][c]["seconds"]["median"] for c in measure.CONTENDERS)
     first = value.get("first_call_seconds")
     compile_time = f"; first calls {first['plain']:.0f} s / {first['se']:.0f} s" if first else ""
-    return f"{1e3 * plain:.2f} / {1e3 * se:.2f} ms (SE/plain {se / plain:.3f}, batch {value['batch']}){compile_time}"
+    load = value.get("other_cpu_load")
+    busy = f"; WARNING: other processes used {100 * load:.0f}% of the CPUs" if load is not None and load > BUSY else ""
+    return (f"{1e3 * plain:.2f} / {1e3 * se:.2f} ms (SE/plain {se / plain:.3f}, batch {value['batch']})"
+            f"{compile_time}{busy}")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from typing import Any
 from ..._markdown import markdown_table
 from ..._plural import plural
 from ...profiler.render import si
+from ..runner import BUSY
 
 MISSING = "–"  # an en dash: not measured
 TITLE = "# The model zoo: what SE costs, network by network"
@@ -82,6 +83,11 @@ def _header(record: dict[str, Any]) -> list[str]:
         f"{cfg.get('training_batch_cifar')} (CIFAR) or {cfg.get('training_batch_imagenet')} (ImageNet), "
         f"{_count(cfg.get('training_repeats'), 'interleaved round')}; torch.compile mode {cfg.get('compile_mode')}",
     ]  # fmt: skip
+    busy = [f"{name} {kind}" for name, n in record.get("networks", {}).items()
+            for kind, m in n.get("measurements", {}).items() if (m.get("other_cpu_load") or 0) > BUSY]  # fmt: skip
+    if busy:
+        lines.append(f"- WARNING: other processes used more than {100 * BUSY:.0f}% of the CPUs during "
+                     f"{plural(len(busy), 'timing')} ({', '.join(busy)}): those numbers are unreliable")  # fmt: skip
     if cfg.get("quick"):
         lines.append("- WARNING: --quick: batch 2, one round: a smoke run, not a measurement")
     return lines
