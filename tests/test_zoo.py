@@ -165,6 +165,7 @@ def test_a_rerun_skips_what_the_record_holds_and_compiled_adds_only_its_own(tmp_
     second = run_zoo(_options(tmp_path))
     assert (second.measured, second.skipped) == (0, 3) and calls == {"cost": 1, "latency": 1, "training": 1}
     assert _record(tmp_path)["networks"] == before  # nothing re-measured or lost
+    assert len(_record(tmp_path)["runs"]) == 1  # nor a run noted that measured nothing
 
     compiled = []
     monkeypatch.setattr(zoo_measure.torch, "compile", lambda m: compiled.append(m) or m)

@@ -147,12 +147,13 @@ def run_zoo(options: ZooOptions, *, echo: Callable[[str], None] | None = None, p
         result = ZooResult(record.data, "", skipped=len(work) - len(todo))
         if result.skipped:
             say(f"{result.skipped} of {len(work)} measurements already in {record.path}: skipped (--fresh redoes them)")
-        code = code_version()
-        record.start_run(code, _iso(time.time()))
+        code, started = code_version(), _iso(time.time())
         try:
             with _bar(len(todo), progress) as bar:
                 write = bar.write if bar is not None else say
                 for index, (pair, kind, value) in enumerate(_measure_all(todo, cfg, device, options.seed), 1):
+                    if index == 1:  # a run that measures nothing leaves the record as it was
+                        record.start_run(code, started)
                     record.put(pair, kind, value, code=code["describe"], measured=_iso(time.time()))
                     result.measured += 1
                     write(f"[{index}/{len(todo)}] {pair.name}: {kind} {_summary(value)}")
