@@ -14,6 +14,10 @@ FORMATS = ("table", "markdown", "json", "csv")
 # Benchmark suites of ``senet bench``, in the order ``--suite all`` runs them.
 BENCH_SUITES = ("se", "network", "engine", "cifar", "compile")
 
+# Benchmark suites that run apart from ``--suite all``: long (an hour and more), resumable, with a record
+# file of their own (``senet.bench.zoo``).
+BENCH_APART_SUITES = ("zoo",)
+
 # Checkpoint namings of ``senet convert`` (``senet.convert.list_namings()`` plus our own keys).
 NAMINGS = ("ours", "legacy", "modern", "torchvision", "tf_slim")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .._choices import BENCH_SUITES
+from .._choices import BENCH_APART_SUITES, BENCH_SUITES
 from .._plural import plural
 from ..utils.allocator import tune_cpu_allocator
 from .environment import CpuMonitor, code_version, machine_info, other_cpu_load
@@ -31,12 +31,38 @@ def max_threads() -> int:
     return max(os.cpu_count() or 1, 2)
 
 
+def check_run_settings(*, device: str, threads: int, repeats: int | None, seed: int) -> None:
+    """The checks every benchmark's options share (``BenchOptions``, ``senet.bench.zoo.ZooOptions``).
+
+    Raises:
+        ValueError: On threads outside 1..``max_threads()``, repeats < 1, a negative seed, or a device that
+            is not cpu, cuda or cuda:N (or CUDA that is not available).
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if threads > max_threads():  # thousands of threads crash the OpenMP runtime (a segmentation fault)
+        raise ValueError(f"threads must be at most {max_threads()} (this machine's CPUs; more only "
+                         f"oversubscribe them), got {threads}")  # fmt: skip
+    if repeats is not None and repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available")
+
+
 @dataclass(frozen=True)
 class BenchOptions:
     """How to benchmark.
 
     Attributes:
-        suite: A name of ``SUITES`` or 'all'.
+        suite: A name of ``SUITES`` or 'all' (the ``zoo`` suite has its own options, ``ZooOptions``).
         quick: Few repeats and small shapes: a smoke run, not a measurement. With ``suite='all'`` it
             leaves out the suites of ``QUICK_SKIPS`` (compile).
         device: 'cpu' or 'cuda' (or 'cuda:N').
@@ -57,25 +83,11 @@ class BenchOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.suite in BENCH_APART_SUITES:
+            raise ValueError(f"the {self.suite} suite runs apart from these: senet.bench.zoo.run_zoo(ZooOptions(...))")
         if self.suite != "all" and self.suite not in SUITES:
             raise ValueError(f"unknown suite {self.suite!r}; valid: {', '.join([*SUITES, 'all'])}")
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-        if self.threads > max_threads():  # thousands of threads crash the OpenMP runtime (a segmentation fault)
-            raise ValueError(f"threads must be at most {max_threads()} (this machine's CPUs; more only "
-                             f"oversubscribe them), got {self.threads}")  # fmt: skip
-        if self.repeats is not None and self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError):
-            device = None
-        if device is None or device.type not in ("cpu", "cuda"):
-            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA device is available")
+        check_run_settings(device=self.device, threads=self.threads, repeats=self.repeats, seed=self.seed)
 
     @property
     def suites(self) -> list[str]:
