@@ -315,3 +315,20 @@ def test_fused_block_under_bf16_autocast_is_as_accurate_as_the_textbook_block():
         scale = ref.abs().max().item()
         fast_error, textbook_error = ((t - ref).abs().max().item() / scale for t in (fast, textbook))
         assert fast_error <= 2 * textbook_error + 1e-3, (name, fast_error, textbook_error)
+
+
+def test_a_hook_that_changes_the_gate_is_differentiated_through():
+    """A forward hook on the gate may return another value (s' = s / 2 + 1/4 here): the fused block must then
+    differentiate what the hook returned, as autograd does for the textbook block; the hand-written sigmoid
+    backward (which assumes s is the sigmoid's output) is not used under a hook."""
+    torch.manual_seed(0)
+    bn, se = nn.BatchNorm2d(6).double().train(), SqueezeExcite(6, hidden=3).double()
+    bn_ref, se_ref = copy.deepcopy(bn), copy.deepcopy(se)
+    for module in (se, se_ref):
+        module.gate.register_forward_hook(lambda m, args, out: out / 2 + 0.25)
+    c, shortcut, grad = (torch.randn(3, 6, 4, 4).double() for _ in range(3))
+    inputs, inputs_ref = ([c.clone().requires_grad_(), shortcut.clone().requires_grad_()] for _ in range(2))
+    (bn_scale_residual_relu(inputs[0], bn, se, inputs[1]) * grad).sum().backward()
+    (torch.relu(inputs_ref[1] + se_ref(bn_ref(inputs_ref[0]))) * grad).sum().backward()
+    for a, b in zip(inputs + list(se.parameters()), inputs_ref + list(se_ref.parameters()), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)

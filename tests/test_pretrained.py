@@ -228,6 +228,19 @@ def test_offline_says_which_file_to_fetch_and_where_to_put_it(no_proxy):
     assert str(senet.pretrained.pretrained_dir() / "se_resnet50-ce0d4300.pth") in message
 
 
+def test_an_offline_fetch_leaves_no_empty_cache_folder_behind(no_proxy, tmp_path, monkeypatch):
+    """The cache folders a failed download created are removed again (once an offline `senet pretrained fetch`
+    left an empty $SENET_PRETRAINED_DIR); a folder that existed before is kept."""
+    monkeypatch.setenv("SENET_PRETRAINED_DIR", str(tmp_path / "new" / "cache"))
+    with pytest.raises(FileNotFoundError):
+        fetch("http://127.0.0.1:9/se_resnet50-ce0d4300.pth", progress=False)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "new").mkdir()
+    with pytest.raises(FileNotFoundError):
+        fetch("http://127.0.0.1:9/se_resnet50-ce0d4300.pth", progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["new"] and list((tmp_path / "new").iterdir()) == []
+
+
 def test_a_file_placed_by_hand_is_checked_once(tmp_path, small_state):
     import hashlib
 

@@ -79,6 +79,8 @@ def test_a_retrofitted_run_trains_resumes_and_evaluates(plain, tmp_path, capsys,
                         lambda model, *a, **k: started.append(_features(model, x)) or real_epoch(model, *a, **k))
     assert main([*args, "--out", str(out)]) == 0
     assert torch.equal(started[0], _features(original, x))
+    step0 = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step 0")]
+    assert len(step0) == 1 and "classifier was replaced by a new one for 10 classes" in step0[0], step0
     monkeypatch.undo()
     weights = read_state_dict(out)
     assert sum(".retrofit_se.fc1.weight" in k for k in weights) == 9  # CIFAR blocks have an `se` slot (None)
@@ -145,3 +147,19 @@ def test_public_naming_init(tmp_path):
     model = build_model(cfg, 10, initial=True)
     assert cfg.extra[ARCHITECTURE]["model_options"] == {"stem_pool": "ceil", "relu_before_se": True}
     assert torch.equal(model.layer4[1].se.fc2.weight, original.layer4[1].se.fc2.weight)
+
+
+@pytest.mark.parametrize("classes", [5, 10])
+def test_the_step_0_line_says_when_the_files_classifier_was_replaced(tmp_path, capsys, classes):
+    """Step 0 of a run whose file has another number of classes scores about chance: the line says why (once it
+    printed 9.8% without a word). Through `senet retrofit`'s output, whose record is read apart."""
+    original = randomized(senet.create_model("cifar_resnet20", num_classes=classes))
+    torch.save(original.state_dict(), tmp_path / "plain.pth")
+    assert main(["retrofit", "--model", "cifar_resnet20", "--weights", str(tmp_path / "plain.pth"),
+                 "--out", str(tmp_path / "rf")]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["train", "--model", "cifar_resnet20", "--init-from", str(tmp_path / "rf"), "--retrofit", "se",
+                 *QUICK, "--out", str(tmp_path / "run")]) == 0  # fmt: skip
+    step0 = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step 0")]
+    assert len(step0) == 1, step0
+    assert ("classifier was replaced" in step0[0]) == (classes != 10), step0

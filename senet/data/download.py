@@ -6,10 +6,12 @@ later runs trust it without hashing it again. A wrong checksum is refused and th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -51,7 +53,27 @@ def download_file(
         FileNotFoundError: If the server cannot be reached or answers with an error.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _folders_kept_only_if_done(dest.parent):
+        return _download(url, dest, md5=md5, sha256=sha256, progress=progress, timeout=timeout, chunk_size=chunk_size)
+
+
+@contextlib.contextmanager
+def _folders_kept_only_if_done(folder: Path) -> Iterator[None]:
+    """Creates ``folder`` (and its missing parents) for a download, and removes those it created, if still empty,
+    when the download fails: an offline ``senet pretrained fetch`` leaves no empty cache folder behind."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for created in missing:  # deepest first
+            with contextlib.suppress(OSError):  # not empty (another process put a file there), or gone
+                created.rmdir()
+        raise
+
+
+def _download(url: str, dest: Path, *, md5: str | None, sha256: str | None, progress: bool, timeout: float,
+              chunk_size: int) -> Path:  # fmt: skip
     digests = {"MD5": hashlib.md5(usedforsecurity=False), "SHA-256": hashlib.sha256()}
     expected = {"MD5": md5, "SHA-256": sha256}
     received, size = 0, None

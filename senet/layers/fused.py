@@ -75,14 +75,23 @@ class _BatchNormStash(torch.autograd.Function):
         return grad_c, grad_w, grad_b, None, None, None, None, None, None
 
 
-def _excite_forward(total: Tensor, area: int, w1: Tensor, b1: Tensor | None, w2: Tensor,
-                    b2: Tensor | None) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """s = sigmoid(W2 delta(W1 z + b1) + b2) with z = total / area (Eq. 3 of the paper); returns s and the
-    hidden activations delta(...), which the hand-written backward needs."""
+def _paper_excitation(se: nn.Module) -> bool:
+    """Whether ``se`` excites with the paper's ReLU and sigmoid, unhooked (a hook may change what they return;
+    ``senet analyze``'s recorder hooks the gate): then the backward of its small MLP is written out by hand."""
+    modules = (se.act, se.gate)
+    hooked = any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+    hooked = hooked or bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
+    return type(se.act) is nn.ReLU and type(se.gate) is nn.Sigmoid and not hooked
+
+
+def _excite_forward(total: Tensor, area: int, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None,
+                    se: nn.Module) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """s = sigmoid(W2 delta(W1 z + b1) + b2) with z = total / area (Eq. 3 of the paper), through ``se``'s own
+    ReLU and sigmoid modules; returns s and the hidden activations delta(...), which the backward needs."""
     scale = 1.0 / max(area, 1)
     pre = torch.mm(total, w1.t()) * scale if b1 is None else torch.addmm(b1, total, w1.t(), alpha=scale)
-    hidden = pre.relu_()
-    return torch.sigmoid(F.linear(hidden, w2, b2)), hidden
+    hidden = se.act(pre)
+    return se.gate(F.linear(hidden, w2, b2)), hidden
 
 
 def _excite_backward(grad_s: Tensor, s: Tensor, area: int, total: Tensor, w1: Tensor, b1: Tensor | None,
@@ -138,8 +147,8 @@ class _SqueezeScaleResidualReLU(torch.autograd.Function):
         dims = list(range(2, u.dim()))
         ctx.area = spatial_size(u, dims)
         total = u.sum(dims)
-        if type(se.act) is nn.ReLU and type(se.gate) is nn.Sigmoid:
-            gate, s, hidden = None, *_excite_forward(total, ctx.area, w1, b1, w2, b2)
+        if _paper_excitation(se):
+            gate, s, hidden = None, *_excite_forward(total, ctx.area, w1, b1, w2, b2, se)
             leaves = (total, w1, b1, w2, b2, hidden)
         else:
             with torch.enable_grad():  # a small graph of its own: sums (N, C) -> gate (N, C)

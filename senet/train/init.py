@@ -27,6 +27,7 @@ from ..factory.runs import run_create_kwargs
 from ..models import create_model
 from ..models.registry import changed_options
 from ..pretrained import load_pretrained
+from ..pretrained.factory import PretrainedInfo
 from ..retrofit.api import retrofit as insert
 
 __all__ = ["ARCHITECTURE", "initial_model", "source_normalization"]
@@ -82,9 +83,11 @@ def initial_model(
         if normalization is not None:
             arch[NORMALIZATION] = normalization
         model = build_recorded(arch, name, create_kwargs, replace_classifier=False)
-        load_pretrained(model, init_from, source="ours")
-        if num_classes is not None and num_classes != model.num_classes:
+        report = load_pretrained(model, init_from, source="ours")
+        replaced = num_classes is not None and num_classes != model.num_classes
+        if replaced:
             model.reset_classifier(num_classes)
+        model.pretrained_info = PretrainedInfo(str(init_from), "ours", None, report, replaced)  # as load_model says
         return model, {**arch, "num_classes": num_classes}
     if init_from is not None:
         options = {k: v for k, v in create_kwargs.items() if k != "num_classes"}

@@ -218,8 +218,11 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         initial = {INITIAL_ACCURACY: step0["accuracy"], INITIAL_LOSS: step0["loss"]}
         if main:
             added = f" with {cfg.retrofit} retrofitted" if cfg.retrofit else ""
+            replaced = getattr(getattr(model, "pretrained_info", None), "classifier_replaced", False)
+            new_head = (f"; the file's classifier was replaced by a new one for {data.num_classes} classes, so this "
+                        "is about chance" if replaced else "")  # fmt: skip
             print(f"step 0 (the weights of {cfg.init_from}{added}): test accuracy {100 * step0['accuracy']:.2f}% "
-                  f"on {step0['images']:,} images", flush=True)  # fmt: skip
+                  f"on {step0['images']:,} images{new_head}", flush=True)  # fmt: skip
     out = _claim(plan, cfg, main)
     train_model: nn.Module = model
     if dist.is_distributed():
