@@ -80,7 +80,8 @@ def _paper_excitation(se: nn.Module) -> bool:
     ``senet analyze``'s recorder hooks the gate): then the backward of its small MLP is written out by hand."""
     modules = (se.act, se.gate)
     hooked = any(m._forward_hooks or m._forward_pre_hooks for m in modules)
-    hooked = hooked or bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
+    module = nn.modules.module  # PyTorch's hooks registered for every module (private names: absent, none)
+    hooked = hooked or any(getattr(module, f"_global_forward{kind}_hooks", None) for kind in ("", "_pre"))
     return type(se.act) is nn.ReLU and type(se.gate) is nn.Sigmoid and not hooked
 
 
