@@ -14,15 +14,13 @@ not arithmetic, is what SE costs them in eager mode; ``torch.compile`` fuses tho
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..models import create_model
-from ..utils.timing import sync
-from .harness import Comparison
+from .harness import Comparison, first_call_seconds
 from .network import sgd, time_training, training_step
 from .report import fmt_ms, fmt_ratio
 from .result import Check, SuiteResult, Table
@@ -61,17 +59,6 @@ def _steps(models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor) -> di
     return {name: training_step(m, sgd(m), x, y) for name, m in models.items()}
 
 
-def _first_calls(steps: dict[str, Callable[[], None]], device: torch.device) -> dict[str, float]:
-    """Seconds of each step's first call (for compiled steps: the compilation, then one step)."""
-    seconds = {}
-    for name, step in steps.items():
-        start = time.perf_counter()
-        step()
-        sync(device)
-        seconds[name] = time.perf_counter() - start
-    return seconds
-
-
 def run(options: BenchOptions) -> SuiteResult:
     """Runs the suite as ``options`` say (device, quick, repeats, seed)."""
     device = torch.device(options.device)
@@ -98,7 +85,7 @@ def run(options: BenchOptions) -> SuiteResult:
             torch._dynamo.reset()
             compiled_models = {name: torch.compile(m) for name, m in models.items()}
             steps = _steps(compiled_models, x, y)
-            first = _first_calls(steps, device)
+            first = first_call_seconds(steps, device)
             compiled = time_training(steps, repeats=cfg["repeats"], device=device)
             ratio = compiled.ratio(se, plain)
             speedups = {name: eager.stats(name).median / compiled.stats(name).median for name in (se, plain)}

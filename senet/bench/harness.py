@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..utils.timing import sync
+
 Timer = Callable[[Callable[[], object], int], float]
 """``timer(fn, number) -> seconds per call`` of ``number`` back-to-back calls of ``fn``."""
 
@@ -188,6 +190,18 @@ def cuda_timer(device: torch.device | str | None = None) -> Timer:
 def timer_for(device: torch.device | str) -> Timer:
     """The right timer for ``device``: CUDA events on CUDA, the wall clock elsewhere."""
     return cuda_timer(device) if torch.device(device).type == "cuda" else cpu_timer()
+
+
+def first_call_seconds(calls: Mapping[str, Callable[[], object]], device: torch.device) -> dict[str, float]:
+    """Seconds of each callable's first call, synchronised on ``device`` (for ``torch.compile``: the
+    compilation and one call), timed apart from ``compare``'s rounds."""
+    seconds = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        call()
+        sync(device)
+        seconds[name] = time.perf_counter() - start
+    return seconds
 
 
 def calibrate(fn: Callable[[], object], timer: Timer, min_time: float, *, max_number: int = 10_000) -> int:

@@ -21,8 +21,6 @@ slower.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -30,8 +28,7 @@ from torch import Tensor, nn
 
 from ...models import create_model
 from ...profiler.zoo import profile_model
-from ...utils.timing import sync
-from ..harness import Comparison, compare, timer_for
+from ..harness import Comparison, compare, first_call_seconds, timer_for
 from ..network import sgd, training_step
 from .pairs import ZooPair
 
@@ -101,27 +98,20 @@ def _compiled(models: dict[str, nn.Module]) -> dict[str, nn.Module]:
     return {name: torch.compile(m) for name, m in models.items()}
 
 
-def _first_calls(calls: dict[str, Callable[[], object]], device: torch.device) -> dict[str, float]:
-    """Seconds of each callable's first call (compiled: the compilation and one call)."""
-    seconds = {}
-    for name, call in calls.items():
-        start = time.perf_counter()
-        call()
-        sync(device)
-        seconds[name] = time.perf_counter() - start
-    return seconds
-
-
-def _timing(comparison: Comparison, batch: int, pair: ZooPair) -> dict[str, Any]:
-    """The stored form of a timing: samples and medians by contender, images/s, the paired SE/plain ratio."""
+def _timing(comparison: Comparison, batch: int, pair: ZooPair, first: dict[str, float] | None) -> dict[str, Any]:
+    """The stored form of a timing: samples and medians by contender, images/s, the paired SE/plain ratio, and
+    the compiled networks' first calls (``first``, ``None`` when eager)."""
     medians = {name: comparison.stats(name).median for name in CONTENDERS}
-    return {
+    result = {
         "batch": batch,
         "input_size": list(pair.input_size),
         "times": comparison.to_dict(),
         "images_per_second": {name: batch / medians[name] for name in CONTENDERS},
         "se_over_plain": comparison.ratio("se", "plain").to_dict(),
     }
+    if first is not None:
+        result["first_call_seconds"] = first
+    return result
 
 
 def measure_latency(
@@ -147,13 +137,10 @@ def measure_latency(
     runnable = _compiled(models) if compiled else models
     with torch.inference_mode():
         calls = {name: (lambda m=runnable[name]: m(x)) for name in CONTENDERS}
-        first = _first_calls(calls, device) if compiled else None
+        first = first_call_seconds(calls, device) if compiled else None
         comparison = compare(calls, repeats=cfg["inference_repeats"], warmup=cfg["warmup"],
                              min_time=cfg["inference_min_sample_seconds"], timer=timer_for(device))  # fmt: skip
-    result = _timing(comparison, cfg["inference_batch"], pair)
-    if first is not None:
-        result["first_call_seconds"] = first
-    return result
+    return _timing(comparison, cfg["inference_batch"], pair, first)
 
 
 def measure_training(
@@ -180,10 +167,7 @@ def measure_training(
         m.train()
     runnable = _compiled(models) if compiled else models
     steps = {name: training_step(runnable[name], sgd(models[name]), x, y) for name in CONTENDERS}
-    first = _first_calls(steps, device) if compiled else None
+    first = first_call_seconds(steps, device) if compiled else None
     comparison = compare(steps, repeats=cfg["training_repeats"], warmup=cfg["warmup"], number=1,
                          timer=timer_for(device))  # fmt: skip
-    result = _timing(comparison, batch, pair)
-    if first is not None:
-        result["first_call_seconds"] = first
-    return result
+    return _timing(comparison, batch, pair, first)
