@@ -89,9 +89,7 @@ def _excite_forward(total: Tensor, area: int, w1: Tensor, b1: Tensor | None, w2:
                     se: nn.Module) -> tuple[Tensor, Tensor]:  # fmt: skip
     """s = sigmoid(W2 delta(W1 z + b1) + b2) with z = total / area (Eq. 3 of the paper), through ``se``'s own
     ReLU and sigmoid modules; returns s and the hidden activations delta(...), which the backward needs."""
-    scale = 1.0 / max(area, 1)
-    pre = torch.mm(total, w1.t()) * scale if b1 is None else torch.addmm(b1, total, w1.t(), alpha=scale)
-    hidden = se.act(pre)
+    hidden = se.hidden_with(total, area, w1, b1)
     return se.gate(F.linear(hidden, w2, b2)), hidden
 
 

@@ -160,9 +160,14 @@ class SqueezeExcite(nn.Module):
         self, total: Tensor, area: int, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None
     ) -> Tensor:
         """``excite_sum`` with the given W1 (C/r, C), b1, W2 (C, C/r), b2 instead of the module's own."""
+        return self.gate(F.linear(self.hidden_with(total, area, w1, b1), w2, b2))  # (N, C)
+
+    def hidden_with(self, total: Tensor, area: int, w1: Tensor, b1: Tensor | None) -> Tensor:
+        """The bottleneck's activations delta(W1 z + b1), z = ``total`` / ``area`` (N, C/r), with the given W1, b1;
+        the 1/area of the mean is folded into the GEMM's alpha."""
         scale = 1.0 / max(area, 1)
         h = torch.mm(total, w1.t()) * scale if b1 is None else torch.addmm(b1, total, w1.t(), alpha=scale)
-        return self.gate(F.linear(self.act(h), w2, b2))  # (N, C)
+        return self.act(h)
 
     def _excite_reference(self, x: Tensor) -> Tensor:
         # The textbook gate: pooling to (N, C, 1, ...), then 1x1 convolutions; (N, C, 1, ...).
