@@ -39,6 +39,7 @@ from .cache import (
     save_arrays,
 )
 from .lock import exclusive_lock
+from .rgb import to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def _decode(blob: memoryview, image_size: int, where: str) -> bytes:
         with Image.open(io.BytesIO(blob)) as img:
             if img.size != (image_size, image_size):  # before decoding: a header may claim any size
                 raise ValueError(f"{where} is {img.width}x{img.height}, expected {image_size}x{image_size}")
-            img = img.convert("RGB") if img.mode != "RGB" else img
+            img = to_rgb(img)
             return img.tobytes()
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:  # what Pillow raises on broken files
         raise ValueError(f"cannot decode {where}: {e}") from e

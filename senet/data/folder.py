@@ -25,6 +25,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .rgb import to_rgb
+
 Transform = Callable[[Image.Image, random.Random], Image.Image]
 _LAYOUT = "expected <root>/<class>/<image> with one folder per class"
 
@@ -172,7 +174,7 @@ class ImageFolder(Dataset):
         try:
             with Image.open(path) as img:
                 out = self.transform(img, rng if rng is not None else random) if self.transform else img
-                out = out.convert("RGB") if out.mode != "RGB" else out
+                out = to_rgb(out)
                 data = out.tobytes()
                 width, height = out.size
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

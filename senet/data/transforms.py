@@ -16,6 +16,8 @@ import random
 
 from PIL import Image
 
+from .rgb import to_rgb
+
 _FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 
@@ -90,7 +92,7 @@ class RandomResizedCropFlip:
         # Decode a JPEG at 1/2, 1/4 or 1/8 scale when the crop still covers S x S pixels after it.
         img.draft("RGB", (math.ceil(width * self.size / w), math.ceil(height * self.size / h)))
         sx, sy = img.size[0] / width, img.size[1] / height
-        img = img.convert("RGB") if img.mode != "RGB" else img
+        img = to_rgb(img)
         box = (left * sx, top * sy, (left + w) * sx, (top + h) * sy)
         img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
         return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else img
@@ -129,7 +131,7 @@ class ResizeCenterCrop:
             new_w, new_h = int(self.resize * width / height), self.resize
         if self.draft:
             img.draft("RGB", (new_w, new_h))
-        img = img.convert("RGB") if img.mode != "RGB" else img
+        img = to_rgb(img)
         img = img.resize((new_w, new_h), _FILTERS[self.interpolation])
         left, top = round((new_w - self.size) / 2), round((new_h - self.size) / 2)
         return img.crop((left, top, left + self.size, top + self.size))
