@@ -152,9 +152,9 @@ def test_the_run_reports_and_records_its_choice_and_a_resume_keeps_it(tmp_path, 
     chosen = compile_choice.CompileChoice(True, "compiled: (stated for the test)")
     calls = []
 
-    def choose(requested, *args, **kwargs):
+    def choose(requested, *args, set_by="as set", **kwargs):
         calls.append(requested)
-        return chosen if requested is None else compile_choice.CompileChoice(bool(requested), "as recorded")
+        return chosen if requested is None else compile_choice.CompileChoice(bool(requested), f"compiled ({set_by})")
 
     monkeypatch.setattr(run_module, "choose_compile", choose)
     out = tmp_path / "run"
@@ -165,6 +165,7 @@ def test_the_run_reports_and_records_its_choice_and_a_resume_keeps_it(tmp_path, 
     # A resume (here: two more epochs) continues in the recorded mode without choosing again.
     assert main(["train", *QUICK, "--epochs", "2", "--out", str(out), "--resume"]) == 0
     assert calls == [None, True] and len(compiled) == 2
+    assert "; compiled (as the run was started); run in" in capsys.readouterr().out  # not 'as set': nobody set it
     # A short run left to choose, measured for real, stays eager and records it.
     monkeypatch.setattr(run_module, "choose_compile", choose_compile)
     short = tmp_path / "short"
@@ -172,3 +173,17 @@ def test_the_run_reports_and_records_its_choice_and_a_resume_keeps_it(tmp_path, 
     assert main(["train", *QUICK, "--epochs", "1", "--out", str(short)]) == 0
     assert "; eager: 4 steps, too few for compiling to pay back" in capsys.readouterr().out.splitlines()[0]
     assert json.loads((short / "config.json").read_text())["compile"] is False and len(compiled) == 2
+
+
+def test_an_experiments_later_runs_say_their_mode_is_the_first_runs(tmp_path, capsys):
+    """compare's second twin trains in the mode its first one chose, and says so (not 'as set')."""
+    assert main(["compare", *QUICK, "--epochs", "1", "--seeds", "1", "--out", str(tmp_path / "cmp")]) == 0
+    firsts = [line for line in capsys.readouterr().out.splitlines() if "; run in " in line]  # each run's first line
+    assert len(firsts) == 2, firsts
+    assert "; eager: 4 steps, too few for compiling to pay back (--compile to compile); run in" in firsts[0]
+    assert "; eager (as configured: an experiment's runs train in its first run's mode); run in" in firsts[1]
+    # Set on the command line, every run says so.
+    set_eager = ["compare", *QUICK, "--epochs", "1", "--seeds", "1", "--no-compile", "--out", str(tmp_path / "c2")]
+    assert main(set_eager) == 0
+    firsts = [line for line in capsys.readouterr().out.splitlines() if "; run in " in line]
+    assert len(firsts) == 2 and all("; eager (as set); run in" in line for line in firsts), firsts

@@ -90,8 +90,8 @@ def _first_line(error: BaseException) -> str:
 
 
 def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int, ...], num_classes: int,
-                   steps: int, device: torch.device, amp: str = "none",
-                   channels_last: bool = False) -> CompileChoice:  # fmt: skip
+                   steps: int, device: torch.device, amp: str = "none", channels_last: bool = False,
+                   set_by: str = "as set") -> CompileChoice:  # fmt: skip
     """Decides whether the run about to start trains ``model`` compiled; nothing of ``model`` or of the
     random number generators is changed (the measurements run on copies, under a forked RNG).
 
@@ -104,12 +104,14 @@ def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int
         device: Where it trains.
         amp: The run's mixed precision.
         channels_last: Whether the run feeds channels_last inputs.
+        set_by: Where a set mode came from, for the reason ('as set': ``--compile/--no-compile``; a resumed
+            run's recorded mode, an experiment's first run's choice).
 
     Returns:
         The choice and its reason.
     """
     if requested is False:
-        return CompileChoice(False, "eager (as set)")
+        return CompileChoice(False, f"eager ({set_by})")
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(0)
@@ -136,12 +138,13 @@ def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int
                 compile_s = _pass_seconds(compiled, x, y, amp, device, first=True)
                 compiled_s = _pass_seconds(compiled, x, y, amp, device) if eager_s is not None else 0.0
         except Exception as e:  # noqa: BLE001 - any failure of Dynamo/Inductor here means: train eagerly
-            hint = "" if requested is None else " (compiling was set)"
+            was_set = " (compiling was set)" if set_by == "as set" else f" (compiled {set_by})"
+            hint = "" if requested is None else was_set
             return CompileChoice(False, f"eager: torch.compile does not work here{hint}: {_first_line(e)}")
         finally:
             torch._dynamo.reset()  # the copy's graphs go; Inductor's cache keeps the kernels for the run's compile
     if requested:
-        return CompileChoice(True, f"compiled (as set; compiling took {format_duration(compile_s)})")
+        return CompileChoice(True, f"compiled ({set_by}; compiling took {format_duration(compile_s)})")
     assert eager_s is not None
     saved = (eager_s - compiled_s) * steps
     speed = f"a step {eager_s / compiled_s:.2f}x as fast" if compiled_s > 0 else "no faster"

@@ -165,13 +165,19 @@ def _steps_done(start_epoch: int, start: EpochProgress | None, steps_per_epoch: 
 
 
 def _choose_mode(cfg: TrainConfig, model: nn.Module, data: DataBundle, device: torch.device, *,
-                 steps_left: int) -> CompileChoice:  # fmt: skip
+                 steps_left: int, resumed: bool) -> CompileChoice:  # fmt: skip
     """Compiled or eager (``senet.train.compile_choice``): rank 0 measures and decides for every process."""
     choice = None
+    if "compile" in cfg.given:
+        set_by = "as set"
+    elif resumed:
+        set_by = "as the run was started"
+    else:  # an experiment's later runs train in its first run's mode (or a TrainConfig set in code)
+        set_by = "as configured: an experiment's runs train in its first run's mode"
     if dist.is_main_process():
         choice = choose_compile(cfg.compile, model, batch=(cfg.batch_size, *data.input_size),
                                 num_classes=data.num_classes, steps=max(steps_left, 0), device=device, amp=cfg.amp,
-                                channels_last=cfg.channels_last)  # fmt: skip
+                                channels_last=cfg.channels_last, set_by=set_by)  # fmt: skip
     return dist.broadcast_object(choice) if dist.is_distributed() else choice
 
 
@@ -205,7 +211,7 @@ def _fit(cfg: TrainConfig, device: torch.device) -> RunResult:
         start = _resumed_progress(meta, plan.checkpoint, steps_per_epoch, device)
         initial = {key: meta.get(key) for key in initial}
     choice = _choose_mode(cfg, model, data, device, steps_left=cfg.epochs * steps_per_epoch - _steps_done(
-        start_epoch, start, steps_per_epoch))
+        start_epoch, start, steps_per_epoch), resumed=plan.checkpoint is not None)
     cfg = dataclasses.replace(cfg, compile=choice.compile)  # recorded: a resume continues in the same mode
     if main:  # the data, the model and the checkpoint are ready: the run starts
         for note in plan.notes:
