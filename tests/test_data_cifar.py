@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from senet.data import CIFAR_ARCHIVES, ChecksumError, load_dataset, read_cifar_archive
+from senet._subsets import named_sizes
+from senet.data import CIFAR_ARCHIVES, ChecksumError, list_datasets, load_dataset, read_cifar_archive
 from senet.data.cifar import fetch_cifar_archive
 
 
@@ -45,6 +46,13 @@ def make_cifar_archive(directory, name, per_class=3, num_classes=None):
     return path, expected, names
 
 
+def test_every_named_data_set_has_its_sizes_known_before_reading():
+    """``named_sizes`` (refusing a subset or a class count before an archive is read) and the data sets
+    ``load_dataset`` knows are two tables: a name added to one only would go unchecked."""
+    assert set(list_datasets()) == {name for name in list_datasets() if named_sizes(name) is not None}
+    assert {name: named_sizes(name)[1:] for name in list_datasets()} == {n: (50_000, 10_000) for n in list_datasets()}
+
+
 def md5(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -58,6 +66,7 @@ def test_reads_official_archive(tmp_path, name):
         np.testing.assert_array_equal(arrays[f"{split}_images"], data.reshape(-1, 3, 32, 32))
         np.testing.assert_array_equal(arrays[f"{split}_labels"], labels)
     assert arrays["classes"].tolist() == names
+    assert named_sizes(name)[0] == len(names)  # what is checked before any file is read says the same
     # The extracted folder reads the same.
     with tarfile.open(path) as tf:
         tf.extractall(tmp_path / "extracted", filter="data")
