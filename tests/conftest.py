@@ -140,13 +140,13 @@ def server(tmp_path, no_proxy):
 # first: the workers then end on short tests and finish together, instead of one idling while the other
 # runs a long test that it happened to draw last (measured: 25-40 s of a 6-minute run).
 LONG_FIRST = (
-    "test_faults.py::test_sigterm_and_sigint",
-    "test_faults.py::test_sigkill_at_any_moment",
+    "test_faults_signals.py::test_sigterm_and_sigint",
+    "test_faults_signals.py::test_sigkill_at_any_moment",
     "test_train.py::test_two_process",
     "test_train.py::test_two_processes",
     "test_train.py::test_training_on_real_data",
     "test_ablate.py::test_ablate_runs_end_to_end",
-    "test_faults.py::test_sigterm_stops",
+    "test_faults_signals.py::test_sigterm_stops",
     "test_train_first_use.py::test_the_defaults_learn",
     "test_properties.py::test_create_model",
     "test_publisher_outputs.py",

@@ -1,5 +1,5 @@
 """The two-process reference run, trained once per test run and shared by every test (and xdist worker)
-that needs an uninterrupted 2-process `senet train`: test_train.py checks what it reports, test_faults.py
+that needs an uninterrupted 2-process `senet train`: test_train.py checks what it reports, test_faults_signals.py
 compares an interrupted run's checkpoints with its own (and, in the slow tier, resumes it to its very
 weights)."""
 
