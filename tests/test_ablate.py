@@ -84,6 +84,7 @@ def test_ablate_runs_end_to_end_and_resumes_without_retraining_a_finished_settin
 
     report = json.loads((out / "ablate.json").read_text())
     assert report["complete"] and report["vary"] == {"key": "placement", "values": ["standard", "pre"]}
+    assert len(report["codes"]) == 2 and report["code"] == report["codes"][-1]  # each session's code, read at its start
     standard, pre = report["rows"]
     assert [standard["label"], pre["label"]] == ["standard", "pre"] and standard["paper_choice"]
     for row, run in ((standard, first), (pre, second)):  # each row's error is its own run's test error

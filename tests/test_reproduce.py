@@ -5,6 +5,7 @@ command line."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 
 import senet.experiments.estimate as estimate_module
 import senet.experiments.grid as grid_module
+import senet.experiments.report as report_module
 from senet.cli.main import main
 from senet.cli.reproduce import PROTOCOL_NAMES
 from senet.data.provenance import EMBEDDED_NOTE, EMBEDDED_SOURCE
@@ -24,6 +26,8 @@ from senet.experiments.reproduce import build_report, render_markdown
 from senet.models import list_models
 from senet.train.config import TrainConfig
 from senet.train.recipes import list_recipes
+
+reproduce_module = importlib.import_module("senet.experiments.reproduce")  # the package's name is the function
 
 TINY = ["--subset", "200", "--test-subset", "100", "--no-progress", "--device", "cpu"]
 
@@ -106,6 +110,10 @@ def test_the_quick_protocol_end_to_end_then_a_resume_trains_nothing(tmp_path, mo
     monkeypatch.setattr(estimate_module, "QUICK_STEP", 0.0)
     out = tmp_path / "quick"
     args = ["reproduce", "cifar10", "--protocol", "quick", "--seeds", "2", "--epochs", "1", *TINY, "--out", str(out)]
+    # The code version is the one the command started with, though the checkout changes while the runs train.
+    started, later = ({"describe": name, "commit": name, "dirty": False} for name in ("abc1234", "def5678"))
+    monkeypatch.setattr(reproduce_module, "code_version", lambda: started)
+    monkeypatch.setattr(report_module, "code_version", lambda: later)
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "4 run(s) to train; estimated" in printed and "[4/4] resnet20-se, seed 1" in printed
@@ -124,10 +132,14 @@ def test_the_quick_protocol_end_to_end_then_a_resume_trains_nothing(tmp_path, mo
     assert f"Data: {EMBEDDED_SOURCE}" in md and f"Note: {EMBEDDED_NOTE}." in md
     assert "| ResNet-20 |" in md and "gain > spread?" in md and "changed from the protocol: epochs" in md
     assert "Command: `senet reproduce cifar10 --protocol quick --seeds 2 --epochs 1" in md
+    assert report["code"] == started and report["codes"] == [started] and "; senet abc1234. Runs in" in md
     assert (out / "reproduce.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     monkeypatch.setattr(grid_module, "fit", lambda cfg: pytest.fail(f"{cfg.out} was trained again"))
+    monkeypatch.setattr(reproduce_module, "code_version", lambda: later)  # a resume by newer code: both said
     assert main([*args, "--resume"]) == 0
+    md = (out / "reproduce.md").read_text()
+    assert "; senet abc1234 then def5678 (one per session). Runs in" in md
     assert "0 run(s) to train" in capsys.readouterr().out
     resumed = json.loads((out / "reproduce.json").read_text())
     assert resumed["rows"] == report["rows"] and resumed["command"] == report["command"]

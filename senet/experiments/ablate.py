@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._plural import plural
+from ..bench.environment import code_version
 from ..data.provenance import data_line, data_record
 from ..io import atomic_write_text
 from ..models.registry import get_model_entry
@@ -109,6 +110,7 @@ def ablate(
         FileExistsError: If the folder holds an ablation and neither resume nor force is set.
         FileNotFoundError: On ``resume`` with no ablation to resume.
     """
+    code = code_version()  # the code this process imported; the checkout may change while the runs train
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive number of runs per setting, got {seeds!r}")
     vary = parse_vary(vary) if isinstance(vary, str) else vary
@@ -123,13 +125,15 @@ def ablate(
                              "start anew (another --out, or --force)")  # fmt: skip
         base, wall_before = resumed_base(recorded["config"], base, out), recorded.get("wall_seconds", 0.0)
         commands = [*recorded.get("commands", []), command]  # the command that started it, then each resume
+        codes = [*recorded.get("codes", []), code]
     else:
-        base, wall_before, commands = dataclasses.replace(base, out=str(out)), 0.0, [command]
+        base, wall_before, commands, codes = dataclasses.replace(base, out=str(out)), 0.0, [command], [code]
     settings = ablation_settings(base, vary, baseline=baseline)
     if base.force:
         for name in (REPORT, "ablate.md", "ablate.png"):
             (out / name).unlink(missing_ok=True)
-    record = {"vary": str(vary), "baseline": baseline, "seeds": seeds, "config": base.to_dict(), "commands": commands}
+    record = {"vary": str(vary), "baseline": baseline, "seeds": seeds, "config": base.to_dict(), "commands": commands,
+              "codes": codes}
     write_marker(out / MARKER, {**record, "wall_seconds": wall_before})
     started = time.time()
     hint = resume_command(["ablate", "--model", base.model, "--vary", str(vary), *(["--baseline"] if baseline else []),
@@ -138,7 +142,8 @@ def ablate(
     def write(results: Results) -> dict[str, Any]:  # after every run: the table so far
         wall = wall_before + time.time() - started
         write_marker(out / MARKER, {**record, "wall_seconds": wall})
-        report = build_report(base, vary, settings, results, seeds=seeds, commands=commands, wall_seconds=wall)
+        report = build_report(base, vary, settings, results, seeds=seeds, commands=commands, wall_seconds=wall,
+                              codes=codes)
         if dist.is_main_process():  # (a multi-process run's rank 0)
             atomic_write_text(out / REPORT, json.dumps(report, indent=1))
             atomic_write_text(out / "ablate.md", render_markdown(report))
@@ -156,7 +161,7 @@ def ablate(
 
 def build_report(
     base: TrainConfig, vary: Vary, settings: list[Setting], results: Results, *, seeds: int,
-    commands: Sequence[str | None] = (), wall_seconds: float | None = None,
+    commands: Sequence[str | None] = (), wall_seconds: float | None = None, codes: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """The ablation's table as data (what ``ablate.json`` holds)."""
     resolved = base.resolve()
@@ -203,7 +208,7 @@ def build_report(
         "out": base.out,
         "command": commands[0] if commands else None,
         "resumed_with": [c for c in commands[1:] if c],
-        **environment(first_summary.get("device", base.device if base.device != "auto" else "cpu")),
+        **environment(first_summary.get("device", base.device if base.device != "auto" else "cpu"), codes),
     }
 
 

@@ -54,17 +54,26 @@ def format_params(value: int | None) -> str:
     return "n/a" if value is None else f"{value:,}"
 
 
-def environment(device: str) -> dict[str, Any]:
-    """The machine and the code version of a report (``senet.bench.environment``)."""
-    return {"machine": machine_info(device), "code": code_version()}
+def environment(device: str, codes: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The machine and the code version of a report (``senet.bench.environment``).
+
+    Args:
+        device: Where the runs trained.
+        codes: The code version each session of the experiment ran (read when it started: the code a
+            process imported, not what the checkout holds when the report is written); the last one is
+            ``code``. Empty: read now.
+    """
+    codes = list(codes) or [code_version()]
+    return {"machine": machine_info(device), "code": codes[-1], "codes": codes}
 
 
 def describe_environment(env: dict[str, Any]) -> str:
-    """One line: the CPU (or GPU), torch, and the code version."""
+    """One line: the CPU (or GPU), torch, and the code version (each session's, when they differ)."""
     machine, code = env["machine"], env["code"]
     where = machine.get("cuda_device") if str(machine.get("device", "")).startswith("cuda") else machine.get("cpu")
     cores = f", {machine['cpu_count']} CPUs" if machine.get("cpu_count") else ""
-    version = code.get("describe") or code.get("senet")
+    versions = list(dict.fromkeys(c.get("describe") or c.get("senet") for c in env.get("codes") or [code]))
+    version = versions[0] if len(versions) == 1 else " then ".join(versions) + " (one per session)"
     return f"{where or 'unknown machine'}{cores}; torch {machine.get('torch')}; senet {version}"
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..bench.environment import code_version
 from ..data import fetch_cifar_archive
 from ..data.provenance import data_line, data_record
 from ..io import atomic_write_text
@@ -85,6 +86,7 @@ def reproduce(
         FileExistsError, FileNotFoundError: As ``senet ablate`` (an existing reproduction without resume or
             force; a resume with nothing to resume).
     """
+    code = code_version()  # the code this process imported; the checkout may change while the runs train
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     if str(base.dataset).lower() not in CIFAR_DATASETS:
         raise ValueError(
@@ -110,10 +112,11 @@ def reproduce(
         wall_before = recorded.get("wall_seconds", 0.0)
         known = {m: StepTime(*t) for m, t in recorded.get("step_times", {}).items()}  # not measured again
         commands = [*recorded.get("commands", []), command]  # the command that started it, then each resume
+        codes = [*recorded.get("codes", []), code]
     else:
         base, overridden, wall_before = dataclasses.replace(base, out=str(out)), sorted(base.given), 0.0
         known = {}
-        commands = [command]
+        commands, codes = [command], [code]
     _check_data(base)  # (experiment_dir and a resume's checks write nothing)
     settings = protocol_settings(networks, overridden)
     todo = [
@@ -143,7 +146,8 @@ def reproduce(
         for name in (REPORT, "reproduce.md", "reproduce.png"):
             (out / name).unlink(missing_ok=True)
     record = {"protocol": protocol.name, "dataset": base.dataset, "models": keys, "seeds": seeds,
-              "overridden": overridden, "config": base.to_dict(), "commands": commands, "estimate_seconds": estimate,
+              "overridden": overridden, "config": base.to_dict(), "commands": commands, "codes": codes,
+              "estimate_seconds": estimate,
               "step_times": {**{m: list(dataclasses.astuple(t)) for m, t in known.items()},
                              **{m: list(dataclasses.astuple(t)) for m, t in steps.items()}}}
     write_marker(out / MARKER, {**record, "wall_seconds": wall_before})
@@ -155,7 +159,7 @@ def reproduce(
         wall = wall_before + time.time() - started
         write_marker(out / MARKER, {**record, "wall_seconds": wall})
         report = build_report(base, protocol, networks, results, seeds=seeds, overridden=overridden, commands=commands,
-                              wall_seconds=wall)  # fmt: skip
+                              wall_seconds=wall, codes=codes)  # fmt: skip
         if dist.is_main_process():  # (a multi-process run's rank 0)
             atomic_write_text(out / REPORT, json.dumps(report, indent=1))
             atomic_write_text(out / "reproduce.md", render_markdown(report))
@@ -180,6 +184,7 @@ def _check_data(base: TrainConfig) -> None:
 def build_report(
     base: TrainConfig, protocol: Protocol, networks: Sequence[Network], results: Results, *, seeds: int,
     overridden: Sequence[str] = (), commands: Sequence[str | None] = (), wall_seconds: float | None = None,
+    codes: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """The reproduction's table as data (what ``reproduce.json`` holds)."""
     rows = []
@@ -233,7 +238,7 @@ def build_report(
         "out": base.out,
         "command": commands[0] if commands else None,
         "resumed_with": [c for c in commands[1:] if c],
-        **environment(first_summary.get("device", "cpu")),
+        **environment(first_summary.get("device", "cpu"), codes),
     }
 
 
