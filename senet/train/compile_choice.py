@@ -70,7 +70,7 @@ def _fastest_interleaved(eager: nn.Module, compiled: nn.Module, x: torch.Tensor,
                          device: torch.device, rounds: int) -> tuple[float, float]:  # fmt: skip
     """The fastest pass of each model over ``rounds`` rounds of one eager and one compiled pass: on a noisy
     machine a slow moment then hits both alike (three passes of each in a row once read a compiled ResNet-20
-    step, 1.2-1.4x as fast in longer measurements, as 0.82x)."""
+    step, 1.1-1.4x as fast in longer measurements, as 0.82x)."""
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(rounds):
         for model, seconds in zip((eager, compiled), times, strict=True):
