@@ -10,7 +10,7 @@ so, then starts a new record.
 Layout::
 
     {"format": "senet-zoo/1", "fingerprint": {...}, "machine": {...}, "settings": {...},
-     "runs": [{"started": ISO time, "code": {...}}, ...],
+     "runs": [{"started": ISO time, "code": {...}, "command": "senet bench ..."}, ...],
      "networks": {"se_resnet50": {"plain": "resnet50", "family": "ResNet", "input_size": [3, 224, 224],
                                   "measurements": {"cost": {...}, "latency": {...}, ...}}}}
 
@@ -105,9 +105,9 @@ class ZooRecord:
         """Network ``name``'s measurement ``kind``, or ``None``."""
         return self.data["networks"].get(name, {}).get("measurements", {}).get(kind)
 
-    def start_run(self, code: dict[str, Any], started: str) -> None:
-        """Notes a run (its start and its code version) in the record."""
-        self.data["runs"].append({"started": started, "code": code})
+    def start_run(self, code: dict[str, Any], started: str, command: str | None = None) -> None:
+        """Notes a run (its start, its code version and its command line) in the record."""
+        self.data["runs"].append({"started": started, "code": code, "command": command})
 
     def put(self, pair: ZooPair, kind: str, value: dict[str, Any], *, code: str | None, measured: str) -> None:
         """Stores ``pair``'s measurement ``kind`` (with when and by which code) and writes the file."""

@@ -153,7 +153,7 @@ def run_zoo(options: ZooOptions, *, echo: Callable[[str], None] | None = None, p
                 write = bar.write if bar is not None else say
                 for index, (pair, kind, value) in enumerate(_measure_all(todo, cfg, device, options.seed), 1):
                     if index == 1:  # a run that measures nothing leaves the record as it was
-                        record.start_run(code, started)
+                        record.start_run(code, started, options.command)
                     record.put(pair, kind, value, code=code["describe"], measured=_iso(time.time()))
                     result.measured += 1
                     write(f"[{index}/{len(todo)}] {pair.name}: {kind} {_summary(value)}")
