@@ -1,5 +1,6 @@
 """Shared test settings: one thread, a private cache shared by the xdist workers, no proxies."""
 
+import contextlib
 import functools
 import http.server
 import os
@@ -7,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,20 @@ def no_proxy(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
+@contextlib.contextmanager
+def serving(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serves ``handler`` over http on 127.0.0.1 from a thread; yields the base URL; shut down on leaving."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def server(tmp_path, no_proxy):
     """Serves tmp_path/served over http on 127.0.0.1 from a thread, shut down after the test."""
@@ -125,15 +141,8 @@ def server(tmp_path, no_proxy):
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{httpd.server_address[1]}/mirror"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serving(functools.partial(Quiet, directory=str(root))) as url:
+        yield root, f"{url}/mirror"
 
 
 # The tests that take longest (5-20 s each on 2 cores: subprocesses, 2-process runs, real training), run

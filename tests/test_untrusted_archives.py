@@ -8,10 +8,10 @@ import hashlib
 import http.server
 import io
 import tarfile
-import threading
 
 import numpy as np
 import pytest
+from conftest import serving
 from PIL import Image
 from test_data_cifar import make_cifar_archive
 
@@ -270,15 +270,8 @@ def byte_server(no_proxy):
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield routes, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serving(Handler) as url:
+        yield routes, url
 
 
 @pytest.mark.parametrize("algorithm", ["md5", "sha256", "sha256 prefix"])
