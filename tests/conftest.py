@@ -16,7 +16,7 @@ import torch
 from hypothesis import settings
 from two_process import two_process_reference
 
-# Hypothesis profiles (tests/test_properties.py scales each test's examples by max_examples / 100, at least 10):
+# Hypothesis profiles (tests/properties.py::examples scales each test's examples by max_examples / 100, at least 10):
 # 'fast' is the default (`make test`), 'thorough' runs every example (`make test-all`, which passes
 # --hypothesis-profile thorough; that option, read after this file, overrides the default).
 settings.register_profile("fast", max_examples=12)
@@ -157,7 +157,7 @@ LONG_FIRST = (
     "test_ablate.py::test_ablate_runs_end_to_end",
     "test_faults_signals.py::test_sigterm_stops",
     "test_train_first_use.py::test_the_defaults_learn",
-    "test_properties.py::test_create_model",
+    "test_properties_models.py::test_create_model",
     "test_publisher_outputs.py",
     "test_profile_cli.py::test_paper_table",
     "test_finetune_compare.py",

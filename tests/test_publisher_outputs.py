@@ -4,7 +4,7 @@
 the float64 logits that timm's or torchvision's own network (their code, not ours) computes with weights
 rebuilt from the listing alone by a fixed procedure (``listing_weights``, as in the team reference's
 README) on a fixed input. The numbers were computed outside this project, so they check what
-``tests/publisher_nets.py`` (the publishers' networks as restated here) cannot: that restatement itself.
+``tests/publisher_nets/`` (the publishers' networks as restated here) cannot: that restatement itself.
 
 Each listing's weights are written to a file with a neutral name, ``checkpoint.pth`` (nothing in the name
 says whose it is), in each format a user holds (a plain ``torch.save`` state dict, one wrapped in
@@ -32,7 +32,7 @@ but two, each file format and both outcomes of ``load_pretrained``:
 
 Everything else runs under ``@pytest.mark.slow`` (`make test-all`). The big networks' architectures stay
 in the default tier through ``test_convert_equivalence.py``, which compares our converted networks with
-``tests/publisher_nets.py``; the slow tier checks that restatement against these outputs.
+``tests/publisher_nets/``; the slow tier checks that restatement against these outputs.
 """
 
 from __future__ import annotations
