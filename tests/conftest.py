@@ -173,3 +173,27 @@ def pytest_collection_modifyitems(config, items):
         if ungrouped:
             raise pytest.UsageError(f"pytest-xdist's --dist loadgroup did not group {ungrouped[0]} (pytest "
                                     f"{pytest.__version__}); install the versions pyproject.toml names")
+
+
+@pytest.fixture
+def git_repo(tmp_path):
+    """A git repository of the test's own in ``tmp_path``, immune to the user's git configuration (no global
+    or system config: identity, signing, hooks, templates), with one commit of ``f.txt``. Yields a ``git(*args)``
+    that runs a time-bounded git command in it; ``git.root`` is the folder. Skips where git is not installed."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": ""}
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, env=env, timeout=60)
+
+    def commit(message: str = "c") -> None:
+        git("add", "-A")
+        git("-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "commit", "-qm", message)
+
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("1")
+    commit()
+    git.root, git.commit = tmp_path, commit
+    return git

@@ -6,8 +6,6 @@ Timing is never asserted: fake timers give the harness known numbers.
 import json
 import math
 import os
-import shutil
-import subprocess
 
 import pytest
 import torch
@@ -183,25 +181,25 @@ def test_environment_records_machine_and_code(tmp_path):
     assert code_version(tmp_path)["dirty"] is None
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_code_version_in_a_repository(tmp_path):
-    # A repository of the test's own, immune to the user's git configuration: no global or system config
-    # (identity, signing, hooks, templates), and every call time-bounded.
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TEMPLATE_DIR": ""}
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, env=env, timeout=60)
-
-    git("init", "-q")
-    (tmp_path / "f.txt").write_text("1")
-    git("add", "f.txt")
-    git("-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "commit", "-qm", "c")
-    clean = code_version(tmp_path)
-    assert len(clean["commit"]) == 40 and clean["dirty"] is False
-    (tmp_path / "f.txt").write_text("2")
-    dirty = code_version(tmp_path)
+def test_code_version_in_a_repository(git_repo):
+    root = git_repo.root
+    clean = code_version(root)
+    assert len(clean["commit"]) == 40 and clean["dirty"] is False and not clean["describe"].endswith("-dirty")
+    (root / "f.txt").write_text("2")
+    dirty = code_version(root)
     assert dirty["dirty"] is True and dirty["dirty_files"] == ["f.txt"] and dirty["describe"].endswith("-dirty")
+    # What the caller itself writes into the checkout (a benchmark's record) is not a change of the code.
+    assert code_version(root, ignore=[root / "f.txt"]) == clean
+    (root / "docs").mkdir()
+    (root / "docs" / "zoo.json").write_text("{}")
+    git_repo.commit()
+    (root / "docs" / "zoo.json").write_text('{"runs": []}')
+    (root / "f.txt").write_text("3")
+    both = code_version(root / "docs", ignore=[root / "docs" / "zoo.json"])  # from a subfolder: the same paths
+    assert both["dirty_files"] == ["f.txt"] and both["describe"].endswith("-dirty")
+    git_repo("checkout", "--", "f.txt")
+    own = code_version(root / "docs", ignore=[root / "docs" / "zoo.json"])
+    assert own["dirty"] is False and own["dirty_files"] == [] and not own["describe"].endswith("-dirty")
 
 
 def test_options_are_validated():

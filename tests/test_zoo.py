@@ -7,6 +7,7 @@ the compiled path is checked with ``torch.compile`` replaced by the identity (it
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -183,6 +184,30 @@ def test_a_rerun_skips_what_the_record_holds_and_compiled_adds_only_its_own(tmp_
     assert (fresh.measured, fresh.skipped) == (3, 0)
     (old,) = tmp_path.glob("zoo.json.old-*")
     assert set(json.loads(old.read_text())["networks"]["se_cifar_resnet20"]["measurements"]) == set(zoo_measure.KINDS)
+
+
+def test_the_record_the_zoo_writes_into_a_checkout_does_not_make_its_code_dirty(git_repo, monkeypatch):
+    # docs/zoo.json and docs/zoo.md are committed, then continued by several runs before the next commit: each
+    # run after the first starts in a checkout whose record and tables the previous run rewrote, which must not
+    # make the record say that changed code measured its numbers (it said "070b5e2-dirty" of clean code).
+    from senet.bench.environment import code_version
+    from senet.bench.zoo import run as zoo_run
+
+    monkeypatch.setattr(zoo_run, "code_version", functools.partial(code_version, git_repo.root))
+    monkeypatch.setattr(zoo_measure.torch, "compile", lambda m: m)  # the bookkeeping, not Inductor
+    docs, copy = git_repo.root / "docs", str(git_repo.root / "docs" / "zoo-copy.md")
+    run_zoo(_options(docs, markdown=copy))
+    git_repo.commit("the record, as the repository keeps it")
+    head = code_version(git_repo.root)["describe"]
+    run_zoo(_options(docs, compiled=True, markdown=copy))
+    run_zoo(_options(docs, models=("resnet32",), compiled=True, markdown=copy))  # starts on the rewritten files
+    runs = _record(docs)["runs"]
+    assert [run["code"]["describe"] for run in runs[1:]] == [head, head]
+    assert all(run["code"]["dirty"] is False and run["code"]["dirty_files"] == [] for run in runs)
+    (git_repo.root / "f.txt").write_text("changed code")
+    run_zoo(_options(docs, models=("resnet44",), markdown=copy))
+    last = _record(docs)["runs"][-1]["code"]
+    assert last["dirty_files"] == ["f.txt"] and last["describe"] == head + "-dirty"  # a real change still shows
 
 
 def test_ctrl_c_keeps_the_finished_measurements_and_the_same_command_continues(tmp_path, monkeypatch, capsys):

@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -139,26 +140,39 @@ def _descendants_ticks() -> int:
     return sum(ticks[pid] for pid in mine)
 
 
-def code_version(repo: str | os.PathLike | None = None) -> dict[str, Any]:
+def code_version(
+    repo: str | os.PathLike | None = None, *, ignore: Iterable[str | os.PathLike] = ()
+) -> dict[str, Any]:
     """The code that ran: ``git describe``, the commit, whether the tree has uncommitted changes.
 
     Args:
         repo: The repository (default: the one holding this package).
+        ignore: Files whose uncommitted changes do not make the tree dirty: what the caller itself writes
+            into the checkout (the zoo's record in ``docs/``), which would otherwise mark every run after the
+            first as run by changed code.
 
     Returns:
         ``{'describe', 'commit', 'dirty', 'dirty_files', 'senet'}``; the git fields are ``None`` without
-        git or outside a repository.
+        git or outside a repository. ``describe`` ends in ``-dirty`` when ``dirty_files`` is not empty.
     """
     root = Path(repo) if repo is not None else _REPO
-    describe = _git(root, "describe", "--always", "--dirty", "--tags")
+    describe = _git(root, "describe", "--always", "--tags")
     commit = _git(root, "rev-parse", "HEAD")
+    top = _git(root, "rev-parse", "--show-toplevel")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    dirty_files = None
+    if status is not None and top is not None:  # porcelain paths are relative to the top of the repository
+        skip = {Path(f).resolve() for f in ignore}
+        changed = [line[3:] for line in status.splitlines() if line.strip()]
+        dirty_files = [f for f in changed if (Path(top) / f).resolve() not in skip]
+    if describe is not None and dirty_files:
+        describe += "-dirty"
     return {
         "senet": __version__,
         "describe": describe,
         "commit": commit,
-        "dirty": None if status is None else bool(status),
-        "dirty_files": None if status is None else [line[3:] for line in status.splitlines() if line.strip()],
+        "dirty": None if dirty_files is None else bool(dirty_files),
+        "dirty_files": dirty_files,
     }
 
 

@@ -147,7 +147,8 @@ def run_zoo(options: ZooOptions, *, echo: Callable[[str], None] | None = None, p
         result = ZooResult(record.data, "", skipped=len(work) - len(todo))
         if result.skipped:
             say(f"{result.skipped} of {len(work)} measurements already in {record.path}: skipped (--fresh redoes them)")
-        code, started = code_version(), _iso(time.time())
+        own = [record.path, folder and folder / MARKDOWN_FILE, options.markdown]  # what the run writes: not code
+        code, started = code_version(ignore=[f for f in own if f is not None]), _iso(time.time())
         try:
             with _bar(len(todo), progress) as bar:
                 write = bar.write if bar is not None else say
