@@ -29,7 +29,7 @@ from ..runner import BUSY, check_run_settings
 from . import measure
 from .pairs import ZooPair, select_pairs
 from .record import RECORD_FILE, ZooRecord, fingerprint
-from .table import zoo_markdown
+from .table import ratio_text, zoo_markdown
 
 MARKDOWN_FILE = "zoo.md"
 
@@ -191,7 +191,7 @@ def _measure_all(
 
 
 def _summary(value: dict[str, Any]) -> str:
-    """One line of a finished measurement: costs, or the medians and SE/plain."""
+    """One line of a finished measurement: costs, or the medians and SE/plain (as the table shows it)."""
     if "times" not in value:
         return ", ".join(f"{key} {value['plain'][key]:,} -> {value['se'][key]:,}" for key in ("params", "macs"))
     plain, se = (value["times"][c]["seconds"]["median"] for c in measure.CONTENDERS)
@@ -199,7 +199,7 @@ def _summary(value: dict[str, Any]) -> str:
     compile_time = f"; first calls {first['plain']:.0f} s / {first['se']:.0f} s" if first else ""
     load = value.get("other_cpu_load")
     busy = f"; WARNING: other processes used {100 * load:.0f}% of the CPUs" if load is not None and load > BUSY else ""
-    return (f"{1e3 * plain:.2f} / {1e3 * se:.2f} ms (SE/plain {se / plain:.3f}, batch {value['batch']})"
+    return (f"{1e3 * plain:.2f} / {1e3 * se:.2f} ms (SE/plain {ratio_text(value)}, batch {value['batch']})"
             f"{compile_time}{busy}")  # fmt: skip
 
 

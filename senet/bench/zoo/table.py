@@ -2,9 +2,11 @@
 
 ``zoo_markdown(record)`` reads nothing but the record (``senet.bench.zoo.record``), so a table can be
 written again from a JSON file measured elsewhere. A cell whose measurement is not in the record reads
-"–": no number is ever filled in. Every ratio is SE over plain of the two numbers beside it (for times,
-the ratio of the medians; > 1: SE is slower); the JSON also keeps the paired per-round ratio with its
-quartiles.
+"–": no number is ever filled in. Every ratio is SE over plain (> 1: SE is slower): of the two counts
+beside it for parameters and multiply-adds; for times, the median of the per-round ratios of the interleaved
+timings (a drift of the machine between rounds cancels from it), with their interquartile range in brackets,
+as every ``senet bench`` suite reports a ratio. It need not equal the ratio of the two medians shown: on
+a machine whose speed drifts, that one can even fall on the other side of 1.
 """
 
 from __future__ import annotations
@@ -105,8 +107,11 @@ def _count(count: Any, noun: str) -> str:
 
 def _notes() -> list[str]:
     return [
-        "Times are medians; a ratio is the SE network's median over the plain one's (> 1: SE is slower); "
-        "train img/s is the batch over the median training step (forward, cross-entropy, backward, SGD step). "
+        "Times are medians; a time ratio (SE/plain, > 1: SE is slower) is the median of the per-round ratios "
+        "of the interleaved SE and plain timings, [its interquartile range] beside it: a range that holds 1 "
+        "means these rounds did not resolve what SE costs. It need not equal the ratio of the two medians shown "
+        "(a drift of the machine between rounds cancels from the per-round ratios, not from the medians). "
+        "Train img/s is the batch over the median training step (forward, cross-entropy, backward, SGD step). "
         f"Compiled: `torch.compile`, its first call (compilation) not in the medians. {MISSING}: not measured.",
     ]
 
@@ -151,7 +156,7 @@ def _latency(timing: dict[str, Any] | None) -> list[str]:
     if timing is None:
         return [MISSING, MISSING]
     plain, se = _median(timing, "plain"), _median(timing, "se")
-    return [f"{_number(plain * 1e3)} / {_number(se * 1e3)}", _ratio(se, plain)]
+    return [f"{_number(plain * 1e3)} / {_number(se * 1e3)}", ratio_text(timing)]
 
 
 def _throughput(timing: dict[str, Any] | None) -> list[str]:
@@ -159,11 +164,18 @@ def _throughput(timing: dict[str, Any] | None) -> list[str]:
     if timing is None:
         return [MISSING, MISSING]
     plain, se = _median(timing, "plain"), _median(timing, "se")
-    return [f"{_number(timing['batch'] / plain)} / {_number(timing['batch'] / se)}", _ratio(se, plain)]
+    return [f"{_number(timing['batch'] / plain)} / {_number(timing['batch'] / se)}", ratio_text(timing)]
 
 
-def _ratio(numerator: float, denominator: float) -> str:
-    return f"{numerator / denominator:.3f}" if denominator > 0 else MISSING
+def ratio_text(timing: dict[str, Any]) -> str:
+    """``'1.034 [0.93, 1.11]'``: the median of the paired per-round SE/plain ratios and their quartiles."""
+    ratio = timing.get("se_over_plain")
+    if not ratio or not math.isfinite(ratio.get("value", math.nan)):
+        return MISSING
+    paired = ratio.get("paired") or {}
+    if paired.get("n", 0) < 2:  # one round (--quick): no spread to show
+        return f"{ratio['value']:.3f}"
+    return f"{ratio['value']:.3f} [{paired['q1']:.2f}, {paired['q3']:.2f}]"
 
 
 def _percent(fraction: float) -> str:
