@@ -66,6 +66,11 @@ def training_batch(pair: ZooPair, cfg: dict[str, Any]) -> int:
     return cfg["training_batch_cifar"] if pair.is_cifar else cfg["training_batch_imagenet"]
 
 
+def timing_batch(pair: ZooPair, kind: str, cfg: dict[str, Any]) -> int:
+    """The batch of a timing ``kind`` of ``pair``: the inference batch, or the training batch of its input size."""
+    return cfg["inference_batch"] if kind.startswith("latency") else training_batch(pair, cfg)
+
+
 def measure_cost(pair: ZooPair) -> dict[str, Any]:
     """Parameters and multiply-adds of both networks at their natural input, batch 1 (on the meta device).
 

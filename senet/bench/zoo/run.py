@@ -186,12 +186,27 @@ def _measure_all(
             built = ((pair.name, compiled), measure.build_pair(pair, device, seed))
         timing = measure.measure_latency if kind.startswith("latency") else measure.measure_training
         monitor = CpuMonitor().start()
-        value = timing(pair, built[1], cfg, device, compiled=compiled, seed=seed)
+        try:
+            value = timing(pair, built[1], cfg, device, compiled=compiled, seed=seed)
+        except Exception as e:  # noqa: BLE001 - Dynamo/Inductor failing on one network must not end the zoo
+            if not compiled:
+                raise  # the eager networks failing is a bug of ours: a traceback
+            built = None  # whatever the failed compilation holds is freed
+            value = {"batch": measure.timing_batch(pair, kind, cfg), "input_size": list(pair.input_size),
+                     "failed": compile_failure(e)}  # fmt: skip
         yield pair, kind, {**value, "other_cpu_load": monitor.stop()}  # a busy machine spoils the timing
+
+
+def compile_failure(error: BaseException) -> str:
+    """``'InductorError: RecursionError: maximum recursion depth exceeded'``: the error's type and first line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _summary(value: dict[str, Any]) -> str:
     """One line of a finished measurement: costs, or the medians and SE/plain (as the table shows it)."""
+    if "failed" in value:
+        return f"could not compile ({value['failed']}); recorded as failed, --fresh tries again"
     if "times" not in value:
         return ", ".join(f"{key} {value['plain'][key]:,} -> {value['se'][key]:,}" for key in ("params", "macs"))
     plain, se = (value["times"][c]["seconds"]["median"] for c in measure.CONTENDERS)

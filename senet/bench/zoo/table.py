@@ -20,6 +20,7 @@ from ...profiler.render import si
 from ..runner import BUSY
 
 MISSING = "–"  # an en dash: not measured
+FAILED = "could not compile"  # the header names the error
 TITLE = "# The model zoo: what SE costs, network by network"
 COLUMNS = [
     "network (SE / plain)", "input", "params, plain → SE", "MACs, plain → SE", "batch-1 latency ms, plain / SE",
@@ -96,6 +97,10 @@ def _header(record: dict[str, Any]) -> list[str]:
     if busy:
         lines.append(f"- WARNING: other processes used more than {100 * BUSY:.0f}% of the CPUs during "
                      f"{plural(len(busy), 'timing')} ({', '.join(busy)}): those numbers are unreliable")  # fmt: skip
+    failed = [f"{name} {kind} ({m['failed']})" for name, n in record.get("networks", {}).items()
+              for kind, m in n.get("measurements", {}).items() if m.get("failed")]  # fmt: skip
+    if failed:
+        lines.append(f"- could not compile (torch {fp.get('torch')}): {'; '.join(failed)}")
     if cfg.get("quick"):
         lines.append("- WARNING: --quick: batch 2, one round: a smoke run, not a measurement")
     return lines
@@ -112,7 +117,8 @@ def _notes() -> list[str]:
         "means these rounds did not resolve what SE costs. It need not equal the ratio of the two medians shown "
         "(a drift of the machine between rounds cancels from the per-round ratios, not from the medians). "
         "Train img/s is the batch over the median training step (forward, cross-entropy, backward, SGD step). "
-        f"Compiled: `torch.compile`, its first call (compilation) not in the medians. {MISSING}: not measured.",
+        f"Compiled: `torch.compile`, its first call (compilation) not in the medians. {MISSING}: not measured; "
+        f"{FAILED}: `torch.compile` failed on the network (the error is named above).",
     ]
 
 
@@ -155,6 +161,8 @@ def _latency(timing: dict[str, Any] | None) -> list[str]:
     """``['45.1 / 48.2', '1.069']``: the two medians in ms and SE over plain."""
     if timing is None:
         return [MISSING, MISSING]
+    if timing.get("failed"):
+        return [FAILED, MISSING]
     plain, se = _median(timing, "plain"), _median(timing, "se")
     return [f"{_number(plain * 1e3)} / {_number(se * 1e3)}", ratio_text(timing)]
 
@@ -163,6 +171,8 @@ def _throughput(timing: dict[str, Any] | None) -> list[str]:
     """``['12.3 / 11.1', '1.108']``: images/s of the two networks and the SE/plain ratio of step times."""
     if timing is None:
         return [MISSING, MISSING]
+    if timing.get("failed"):
+        return [FAILED, MISSING]
     plain, se = _median(timing, "plain"), _median(timing, "se")
     return [f"{_number(timing['batch'] / plain)} / {_number(timing['batch'] / se)}", ratio_text(timing)]
 
