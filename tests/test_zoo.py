@@ -143,7 +143,9 @@ def test_the_ratios_are_the_paired_se_over_plain_with_their_spread():
             "training_compiled": _timing(5.655, 5.059, 8, (1.034085, 0.934825, 1.110456, 5)),
             "latency_compiled": _timing(0.1, 0.1, 1),  # no paired ratio in the record: none shown
         }}}}  # fmt: skip
+    record["networks"]["se_resnet50"]["measurements"]["cost"]["code"] = "abc1234"
     markdown = zoo_markdown(record)
+    assert "- code: abc1234 (1 measurement), unknown (4 measurements)" in markdown
     row = dict(zip(_columns(markdown), _table_row(markdown, "se_resnet50"), strict=False))
     cells = _table_row(markdown, "se_resnet50")
     assert row["params, plain → SE"] == "1.000M → 1.100M (+10.0%)"
@@ -251,6 +253,9 @@ def test_a_network_torch_compile_fails_on_is_recorded_as_such_and_the_zoo_goes_o
     assert _table_row(markdown, "se_cifar_resnet32")[9:] == ["could not compile", MISSING] * 2
     assert f"- could not compile (torch {torch.__version__}): se_cifar_resnet20 latency_compiled ({error})" in markdown
     assert main(command) == 0 and "10 of 10 measurements already in" in capsys.readouterr().out  # not retried
+    busy = _record(tmp_path)
+    busy["networks"]["se_cifar_resnet32"]["measurements"]["training_compiled"]["other_cpu_load"] = 0.4
+    assert "WARNING: other processes" not in zoo_markdown(busy)  # no timing of it to spoil
     # An eager network failing is a bug of ours, not a compiler's: that one is not swallowed.
     monkeypatch.setattr(zoo_measure, "measure_latency", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):

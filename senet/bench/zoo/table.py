@@ -83,7 +83,7 @@ def _header(record: dict[str, Any]) -> list[str]:
         f"- machine: {fp.get('cpu') or 'unknown CPU'} ({fp.get('cpu_count')} CPUs){cuda}, device "
         f"{fp.get('device')}, {_count(fp.get('threads'), 'thread')}; torch {fp.get('torch')}, Python "
         f"{machine.get('python', 'unknown')}",
-        "- code: " + (", ".join(f"{c} ({n} measurements)" for c, n in codes.items()) or MISSING),
+        "- code: " + (", ".join(f"{c} ({plural(n, 'measurement')})" for c, n in codes.items()) or MISSING),
         "- measured: " + (f"{dates[0]} to {dates[-1]}" if dates and dates[0] != dates[-1] else dates[0] if dates
                           else MISSING),
         f"- settings: float32, {cfg.get('memory_format', 'contiguous')}; latency at batch "
@@ -93,7 +93,8 @@ def _header(record: dict[str, Any]) -> list[str]:
         f"{_count(cfg.get('training_repeats'), 'interleaved round')}; torch.compile mode {cfg.get('compile_mode')}",
     ]  # fmt: skip
     busy = [f"{name} {kind}" for name, n in record.get("networks", {}).items()
-            for kind, m in n.get("measurements", {}).items() if (m.get("other_cpu_load") or 0) > BUSY]  # fmt: skip
+            for kind, m in n.get("measurements", {}).items()
+            if (m.get("other_cpu_load") or 0) > BUSY and not m.get("failed")]  # fmt: skip  # a failure has no time
     if busy:
         lines.append(f"- WARNING: other processes used more than {100 * BUSY:.0f}% of the CPUs during "
                      f"{plural(len(busy), 'timing')} ({', '.join(busy)}): those numbers are unreliable")  # fmt: skip
