@@ -92,9 +92,10 @@ def _header(record: dict[str, Any]) -> list[str]:
         f"{cfg.get('training_batch_cifar')} (CIFAR) or {cfg.get('training_batch_imagenet')} (ImageNet), "
         f"{_count(cfg.get('training_repeats'), 'interleaved round')}; torch.compile mode {cfg.get('compile_mode')}",
     ]  # fmt: skip
+    # A busy machine spoils a timing; a failed compilation has none to spoil.
     busy = [f"{name} {kind}" for name, n in record.get("networks", {}).items()
             for kind, m in n.get("measurements", {}).items()
-            if (m.get("other_cpu_load") or 0) > BUSY and not m.get("failed")]  # fmt: skip  # a failure has no time
+            if (m.get("other_cpu_load") or 0) > BUSY and not m.get("failed")]  # fmt: skip
     if busy:
         lines.append(f"- WARNING: other processes used more than {100 * BUSY:.0f}% of the CPUs during "
                      f"{plural(len(busy), 'timing')} ({', '.join(busy)}): those numbers are unreliable")  # fmt: skip
@@ -159,7 +160,7 @@ def _median(timing: dict[str, Any], contender: str) -> float:
 
 
 def _latency(timing: dict[str, Any] | None) -> list[str]:
-    """``['45.1 / 48.2', '1.069']``: the two medians in ms and SE over plain."""
+    """``['45.1 / 48.2', '1.069 [1.02, 1.10]']``: the two medians in ms and SE over plain (``ratio_text``)."""
     if timing is None:
         return [MISSING, MISSING]
     if timing.get("failed"):
@@ -169,7 +170,7 @@ def _latency(timing: dict[str, Any] | None) -> list[str]:
 
 
 def _throughput(timing: dict[str, Any] | None) -> list[str]:
-    """``['12.3 / 11.1', '1.108']``: images/s of the two networks and the SE/plain ratio of step times."""
+    """``['12.3 / 11.1', '1.108 [1.05, 1.12]']``: images/s of the two networks and SE/plain of step times."""
     if timing is None:
         return [MISSING, MISSING]
     if timing.get("failed"):
