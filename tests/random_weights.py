@@ -22,3 +22,18 @@ def randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             else:  # biases and running means
                 t.copy_(0.1 * torch.randn(t.shape, generator=gen))
     return model.eval()
+
+
+def randomize_attention(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Non-trivial values everywhere in a small module, in place (default inits leave BN at identity and some
+    biases at 0): parameters N(0, 0.5^2), BN running means N(0, 0.3^2), running variances in [0.5, 1.5)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+        for name, b in module.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.3 * torch.randn(b.shape, generator=g, dtype=b.dtype))
+            elif name.endswith("running_var"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=g, dtype=b.dtype))
+    return module

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from random_weights import randomize_attention
 
 import senet
 from senet.layers import eca_kernel_size
@@ -28,22 +29,10 @@ def _input(dims, layout, channels=C, batch=2, seed=0):
     return x.to(memory_format=FORMATS[dims]) if layout == "channels_last" else x
 
 
-def _randomize(module, seed=1):
-    # Non-trivial values everywhere (default inits leave BN at identity, some biases near 0).
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.3 * torch.randn(b.shape, generator=g, dtype=b.dtype))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g, dtype=b.dtype))
-    return module
 
 
 def _build(name, dims, **kw):
-    return _randomize(senet.create_attention(name, C, dims=dims, **kw).double()).eval()
+    return randomize_attention(senet.create_attention(name, C, dims=dims, **kw).double(), 1).eval()
 
 
 def _check(module, x, expected):

@@ -22,6 +22,7 @@ from properties import (
     raises_clearly,
     valid_reductions,
 )
+from random_weights import randomize_attention
 
 import senet
 from senet.layers import list_activations, list_gates
@@ -89,18 +90,6 @@ def attention_cases(draw):
     }
 
 
-def randomize(module, seed):
-    """Non-trivial values everywhere (default inits leave BN at identity and some biases at 0)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-        for name, b in module.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(0.3 * torch.randn(b.shape, generator=g, dtype=b.dtype))
-            elif name.endswith("running_var"):
-                b.copy_(0.5 + torch.rand(b.shape, generator=g, dtype=b.dtype))
-    return module
 
 
 def lay_out(x, layout, dims):
@@ -118,7 +107,7 @@ def lay_out(x, layout, dims):
 def test_attention_output_is_correct_for_any_shape_dtype_layout_and_options(case):
     name, kwargs, dtype, dims = case["name"], case["kwargs"], case["dtype"], case["kwargs"]["dims"]
     event(f"{name}, dims={dims}, {str(dtype).removeprefix('torch.')}, {case['layout']}")
-    module = randomize(senet.create_attention(name, case["channels"], **kwargs), case["seed"]).to(dtype)
+    module = randomize_attention(senet.create_attention(name, case["channels"], **kwargs), case["seed"]).to(dtype)
     module.train(case["train"])
     g = torch.Generator().manual_seed(case["seed"])
     shape = (case["batch"], case["channels"], *case["sizes"])
@@ -159,7 +148,7 @@ def test_attention_output_is_correct_for_any_shape_dtype_layout_and_options(case
 @pytest.mark.parametrize("name", ["se", "scse"])
 def test_float16_squeeze_of_a_large_map_does_not_overflow(name):
     """A 9x9 map of +-1000 sums to 81000 > 65504 (float16's largest): the mean is what is representable."""
-    module = randomize(senet.create_attention(name, 8), 0).half().eval()
+    module = randomize_attention(senet.create_attention(name, 8), 0).half().eval()
     x = torch.full((1, 8, 9, 9), 1000.0, dtype=torch.float16)
     x[:, ::2] = -1000.0
     with torch.no_grad():
