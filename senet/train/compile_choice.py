@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._errors import first_line
 from .._plural import plural
 from ..utils.timing import format_duration, sync
 from .engine import AMP_DTYPES
@@ -93,11 +94,6 @@ def _quiet_compiler() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return (lines[0] if lines else type(error).__name__)[:160]
-
-
 def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int, ...], num_classes: int,
                    steps: int, device: torch.device, amp: str = "none", channels_last: bool = False,
                    set_by: str = "as set") -> CompileChoice:  # fmt: skip
@@ -152,7 +148,7 @@ def choose_compile(requested: bool | None, model: nn.Module, *, batch: tuple[int
         except Exception as e:  # noqa: BLE001 - any failure of Dynamo/Inductor here means: train eagerly
             was_set = " (compiling was set)" if set_by == "as set" else f" (compiled {set_by})"
             hint = "" if requested is None else was_set
-            return CompileChoice(False, f"eager: torch.compile does not work here{hint}: {_first_line(e)}")
+            return CompileChoice(False, f"eager: torch.compile does not work here{hint}: {first_line(e)[:160]}")
         finally:
             torch._dynamo.reset()  # the copy's graphs go; Inductor's cache keeps the kernels for the run's compile
     if requested:

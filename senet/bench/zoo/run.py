@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..._errors import first_line
 from ...io import atomic_write_text
 from ...utils.allocator import tune_cpu_allocator
 from ..environment import CpuMonitor, code_version, machine_info
@@ -199,8 +200,7 @@ def _measure_all(
 
 def compile_failure(error: BaseException) -> str:
     """``'InductorError: RecursionError: maximum recursion depth exceeded'``: the error's type and first line."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
 
 
 def _summary(value: dict[str, Any]) -> str:
