@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "senet"
 
 # Floors, bottom first. Packages on one floor do not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_validation", "_choices", "_markdown", "_plural", "_subsets", "utils", "io"),
+    ("_validation", "_choices", "_markdown", "_plural", "_subsets", "_errors", "utils", "io"),
     ("layers",),
     ("models",),
     ("convert", "profiler", "data"),
